@@ -1,0 +1,7 @@
+"""`python -m camworld` is the `camworld` command."""
+
+import sys
+
+from camworld.cli import main
+
+sys.exit(main())

