@@ -116,6 +116,24 @@ class TrainConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """The stage-2 long-video refiner, SANA-WM §5: a second WorldDiT, trained with the truncated-σ objective
+    (`camworld.flow.refiner_objective`) and run by `camworld.samplers.refine.refine_latents`.
+
+    The clean first latent is a one-frame sink chunk; `block` and `window_chunks` shape the streaming variant
+    (SANA-WM: blocks of 3 latent frames, kv_max_frames 11 = the sink + 10 recent frames, about 3 blocks).
+    """
+
+    sigmas: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)  # LTX-2 stage-2 distilled σ: 3 Euler steps
+    seed: int = 42
+    mode: str = "bidirectional"  # bidirectional (sink + all frames at once) | chunk_causal (streaming)
+    block: int = 3  # latent frames per chunk of the chunk-causal refiner
+    window_chunks: int = 3  # recent chunks kept by the softmax layers beside the sink (streaming)
+    degrade_scale: int = 4  # training pairs from real clips: frames down- then up-sampled by this factor...
+    latent_noise: float = 0.1  # ...then Gaussian noise of this std added to their latents
+
+
+@dataclass
 class RunConfig:
     """Everything one run depends on; saved as config.json beside every checkpoint."""
 

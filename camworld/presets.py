@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from camworld.config import ModelConfig, RunConfig, TextConfig, TokenizerConfig
+from camworld.config import ModelConfig, RunConfig, TextConfig, TokenizerConfig, TrainConfig
 from camworld.errors import UserError
 
 
 def tiny() -> RunConfig:
     """~10M-parameter DiT on a 9x16 latent grid (72x128 video, tokenizer stride (4, 8, 8))."""
-    return RunConfig(preset="tiny", model=ModelConfig(), tokenizer=TokenizerConfig(), text=TextConfig())
+    return RunConfig(preset="tiny", model=ModelConfig(), tokenizer=TokenizerConfig(), text=TextConfig(),
+                     train=tiny_train())
+
+
+def tiny_train() -> TrainConfig:
+    """Stage-1 training values of the tiny preset (stages scale them, `camworld.train.stages`).
+
+    shift 4.0: `camworld.flow.schedule.resolution_shift(9 * 16)` = 9.95·√(144 / 880) ≈ 4.0, SANA-WM's 9.95 moved
+    from its 22×40 latent grid to the tiny 9×16 one by the √(tokens per frame) rule (fewer redundant tokens per
+    frame keep more signal at a given σ, so less of the schedule needs to sit at high noise). lr 3e-4: trained from
+    scratch rather than fine-tuned from SANA-Video, a 10M-parameter model needs the usual from-scratch AdamW lr.
+    Clips: 17 raw frames (5 latent) for stages 1-2, 49 (13 latent, chunk plan 4+3+3+3) for stages 3-4.
+    """
+    return TrainConfig(lr=3e-4, batch_size=4, steps=3000, log_every=10, checkpoint_every=250, ema_decay=0.999,
+                       clip_frames=17, long_clip_frames=49, shift=4.0)
 
 
 def small() -> RunConfig:

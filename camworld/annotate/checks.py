@@ -1,0 +1,80 @@
+"""Deciding whether to trust a pose engine, and SANA-WM's camera filters (sana_wm.md §7.4).
+
+Engine checks (our addition; SANA-WM's VIPE has its own SLAM safeguards): at least 90 % of the frames registered
+in one model, a small mean reprojection error, and, the one that catches COLMAP's silent forward-walk failures
+(feasibility_cpu.md §5), relative rotations between nearby frames that agree with independent essential-matrix
+estimates. Each check returns the reason it failed, or None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from camworld.annotate import two_view
+from camworld.annotate.sfm_result import SfMResult
+from camworld.camera import field_of_view_deg
+
+MIN_REGISTERED_FRACTION = 0.9
+MAX_REPROJECTION_PX = 2.0
+CHECK_GAPS = (1, 2, 4)
+MAX_MEDIAN_ROTATION_GAP_DEG = 1.0
+MAX_P90_ROTATION_GAP_DEG = 5.0
+MIN_CHECKED_PAIRS = 5
+FOV_LIMITS_DEG = (25.0, 120.0)
+MAX_FOCAL_MISMATCH = 0.2
+MAX_SCALE_CV = 2.0
+
+
+def check_pairs(num_frames: int) -> list[tuple[int, int]]:
+    """Frame pairs (i, i + g) for g in CHECK_GAPS."""
+    return [(i, i + g) for g in CHECK_GAPS for i in range(num_frames - g)]
+
+
+def rotation_discrepancies(c2w: np.ndarray, registered: np.ndarray,
+                           essential: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    """Angles (degrees) between the engine's relative rotation R_ji and the essential-matrix one, over the pairs
+    where both frames are registered and an essential matrix was found."""
+    out = []
+    for (i, j), r_e in essential.items():
+        if registered[i] and registered[j]:
+            r_sfm = c2w[j, :3, :3].T @ c2w[i, :3, :3]
+            out.append(float(two_view.rotation_angle_deg(r_e.T @ r_sfm)))
+    return np.array(out)
+
+
+def engine_problem(result: SfMResult, essential: dict[tuple[int, int], np.ndarray]) -> str | None:
+    """Why `result` must not be trusted, or None if it passes every check."""
+    if result.registered_fraction < MIN_REGISTERED_FRACTION:
+        extra = f" in one model ({result.notes['models']} models)" if result.notes.get("models", 1) > 1 else ""
+        return (f"{result.engine} registered {int(result.registered.sum())}/{len(result.registered)} frames{extra}, "
+                f"needs {MIN_REGISTERED_FRACTION:.0%}")
+    if not np.isfinite(result.reprojection_px) or result.reprojection_px > MAX_REPROJECTION_PX:
+        return f"{result.engine} mean reprojection error {result.reprojection_px:.2f} px > {MAX_REPROJECTION_PX} px"
+    gaps = rotation_discrepancies(result.c2w, result.registered, essential)
+    if len(gaps) < MIN_CHECKED_PAIRS:
+        return f"only {len(gaps)} frame pairs had an essential matrix to check {result.engine}'s rotations against"
+    median, p90 = float(np.median(gaps)), float(np.percentile(gaps, 90))
+    if median > MAX_MEDIAN_ROTATION_GAP_DEG or p90 > MAX_P90_ROTATION_GAP_DEG:
+        return (f"{result.engine} rotations disagree with essential-matrix rotations of nearby frames (median "
+                f"{median:.2f}°, 90th percentile {p90:.2f}°; limits {MAX_MEDIAN_ROTATION_GAP_DEG}° / "
+                f"{MAX_P90_ROTATION_GAP_DEG}°)")
+    return None
+
+
+def camera_filter_problem(K: np.ndarray, image_hw: tuple[int, int], scale_cv: float | None) -> str | None:
+    """SANA-WM's camera filters: horizontal and vertical FOV in [25°, 120°], focal mismatch |fx − fy| / mean
+    ≤ 0.2, metric-scale coefficient of variation ≤ 2.0 (skipped when `scale_cv` is None). K `[3, 3]` or `[F, 3, 3]`."""
+    K = np.asarray(K, dtype=np.float64)
+    low, high = FOV_LIMITS_DEG
+    for axis, fov in zip(("horizontal", "vertical"), field_of_view_deg(K, image_hw)):
+        fov = np.atleast_1d(fov)
+        bad = (fov < low) | (fov > high)
+        if bad.any():
+            return f"{axis} field of view {float(fov[bad][0]):.1f}° is outside [{low:g}°, {high:g}°]"
+    fx, fy = K[..., 0, 0], K[..., 1, 1]
+    mismatch = float(np.max(np.abs(fx - fy) / ((fx + fy) / 2)))
+    if mismatch > MAX_FOCAL_MISMATCH:
+        return f"focal mismatch |fx - fy| / mean = {mismatch:.2f} > {MAX_FOCAL_MISMATCH}"
+    if scale_cv is not None and not scale_cv <= MAX_SCALE_CV:
+        return f"metric-scale coefficient of variation {scale_cv:.2f} > {MAX_SCALE_CV}"
+    return None

@@ -1,0 +1,102 @@
+"""The metric-scale step (sana_wm.md §7.2): SfM structure is up to scale; metric depth fixes it.
+
+Per frame t, with SfM depths d_P and metric depths d_M at the frame's triangulated points, s_t minimises
+Σ w (s·d_P − d_M)² with inverse-depth weights w = 1/d_M: s_t = Σ w d_P d_M / Σ w d_P². The per-frame scales are
+then smoothed over time, by SANA-WM's EMA (momentum 0.99) or by a robust median, and applied as one per-clip
+multiplier on the translations (SANA-WM's training data stores a per-clip scale). Deliberate difference: the
+per-clip value of the EMA mode is the median of the EMA track (SANA-WM does not say which value it stores).
+GT-pose mode instead fits an Umeyama Sim(3) of the SfM camera centres to known ones, refitted on the 80 % of
+frames with the smallest residuals (SANA-WM's 80th-percentile inlier filtering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from camworld.annotate.vo_opencv import sample_depth
+from camworld.camera import relativize, umeyama_sim3
+from camworld.errors import UserError
+
+MIN_POINTS_PER_FRAME = 8
+EMA_MOMENTUM = 0.99
+INLIER_PERCENTILE = 80.0
+SMOOTHING = ("median", "ema")
+
+
+@dataclass
+class ScaleEstimate:
+    """The per-clip scale, the raw per-frame scales `[F]` (NaN where a frame had too few points) and how the
+    per-clip value was made."""
+
+    scale: float
+    per_frame: np.ndarray
+    method: str
+
+    @property
+    def coefficient_of_variation(self) -> float:
+        """std(s_t) / mean(s_t) over frames with a scale (SANA-WM's metric-scale filter, §7.4)."""
+        valid = self.per_frame[np.isfinite(self.per_frame)]
+        return float(valid.std() / valid.mean()) if len(valid) > 1 and valid.mean() > 0 else float("nan")
+
+
+def frame_scale(d_sfm: np.ndarray, d_metric: np.ndarray) -> float:
+    """s = Σ w d_P d_M / Σ w d_P² with w = 1/d_M over points with finite, positive depths in both; NaN if fewer
+    than MIN_POINTS_PER_FRAME such points."""
+    d_sfm, d_metric = np.asarray(d_sfm, np.float64), np.asarray(d_metric, np.float64)
+    ok = np.isfinite(d_sfm) & np.isfinite(d_metric) & (d_sfm > 0) & (d_metric > 0)
+    if ok.sum() < MIN_POINTS_PER_FRAME:
+        return float("nan")
+    p, m = d_sfm[ok], d_metric[ok]
+    w = 1.0 / m
+    return float((w * p * m).sum() / (w * p * p).sum())
+
+
+def ema(values: np.ndarray, momentum: float = EMA_MOMENTUM) -> np.ndarray:
+    """Exponential moving average over frames, skipping NaNs (the track holds its value through them)."""
+    out = np.full(len(values), np.nan)
+    state = np.nan
+    for i, v in enumerate(values):
+        if np.isfinite(v):
+            state = v if not np.isfinite(state) else momentum * state + (1 - momentum) * v
+        out[i] = state
+    return out
+
+
+def fuse_scale(observations: list[tuple[np.ndarray, np.ndarray]], depth: np.ndarray, image_hw: tuple[int, int],
+               smoothing: str = "median") -> ScaleEstimate:
+    """Per-clip metric scale from per-frame observations [(uv [N, 2], SfM depth [N])] and metric depth maps
+    `[F, h, w]` (any resolution; pixels are rescaled)."""
+    if smoothing not in SMOOTHING:
+        raise UserError(f"unknown scale smoothing {smoothing!r}; choose one of {', '.join(SMOOTHING)}")
+    per_frame = np.array([frame_scale(d_p, sample_depth(depth[t], uv, image_hw)) if len(uv) else np.nan
+                          for t, (uv, d_p) in enumerate(observations)])
+    valid = per_frame[np.isfinite(per_frame)]
+    if len(valid) == 0:
+        raise UserError("metric scale: no frame has enough triangulated points with a valid metric depth")
+    if smoothing == "median":
+        scale = float(np.median(valid))
+    else:
+        track = ema(per_frame)
+        scale = float(np.median(track[np.isfinite(track)]))
+    return ScaleEstimate(scale, per_frame, smoothing)
+
+
+def gt_pose_scale(sfm_c2w: np.ndarray, gt_c2w: np.ndarray) -> tuple[float, dict]:
+    """Scale mapping the SfM trajectory onto known metric poses (both `[F, 4, 4]`, made relative to frame 0):
+    Umeyama Sim(3) on camera centres, refitted on the frames whose residual is within the 80th percentile.
+    Returns (scale, {"inliers": count, "rmse_m": inlier residual RMS in metres})."""
+    src = relativize(np.asarray(sfm_c2w, np.float64))[:, :3, 3]
+    dst = relativize(np.asarray(gt_c2w, np.float64))[:, :3, 3]
+    if len(src) != len(dst):
+        raise UserError(f"--gt-poses has {len(dst)} poses for {len(src)} frames")
+    if np.linalg.norm(dst - dst.mean(0), axis=1).max() < 1e-6:
+        raise UserError("--gt-poses: the known camera never moves, so it fixes no scale")
+    scale, rot, trans = umeyama_sim3(src, dst)
+    residual = np.linalg.norm(scale * src @ rot.T + trans - dst, axis=1)
+    keep = residual <= np.percentile(residual, INLIER_PERCENTILE)
+    if keep.sum() >= 3:
+        scale, rot, trans = umeyama_sim3(src[keep], dst[keep])
+    residual = np.linalg.norm(scale * src[keep] @ rot.T + trans - dst[keep], axis=1)
+    return float(scale), {"inliers": int(keep.sum()), "rmse_m": float(np.sqrt((residual**2).mean()))}

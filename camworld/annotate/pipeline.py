@@ -1,0 +1,173 @@
+"""The annotator: frames -> metric camera poses and intrinsics -> a dataset shard (sana_wm.md §7.2, §7.4).
+
+Order: pose engines (COLMAP, then the OpenCV depth-PnP chain), each checked (checks.py) and rejected with its
+reason; the first to pass gives up-to-scale poses, unregistered frames (at most 10 %) are interpolated; the metric
+scale comes from metric depth (the depth net, or --depth-dir maps: SANA-WM's GT-depth mode) or from known poses
+(--gt-poses: SANA-WM's GT-pose mode); SANA-WM's camera filters run last. Any failure raises UserError with a
+one-line reason, before anything is written: a shard is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from camworld.annotate import two_view
+from camworld.annotate.checks import camera_filter_problem, check_pairs, engine_problem
+from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale
+from camworld.annotate.sfm_colmap import run_colmap
+from camworld.annotate.sfm_result import SfMResult, fill_unregistered
+from camworld.annotate.vo_opencv import run_opencv_chain
+from camworld.camera import fxfycxcy_to_K, load_c2w, load_intrinsics, relativize
+from camworld.errors import UserError
+
+MIN_FRAMES = 8
+ENGINES = {"auto": ("colmap", "opencv"), "colmap": ("colmap",), "opencv": ("opencv",)}
+PLACEHOLDER_CAPTION = "A scene."
+
+
+@dataclass
+class Annotation:
+    """Metric c2w float32 `[F, 4, 4]` (frame 0 = identity), K float32 `[3, 3]` (pixels), the per-clip metric
+    scale and its per-frame values (None in GT-pose mode), the engine used, and provenance for the metadata."""
+
+    c2w: np.ndarray
+    K: np.ndarray
+    scale: float
+    per_frame_scale: np.ndarray | None
+    engine: str
+    registered: int
+    notes: dict = field(default_factory=dict)
+
+
+DepthSource = Callable[[np.ndarray], np.ndarray]
+
+
+def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: DepthSource,
+                features, colmap_K: np.ndarray | None) -> SfMResult:
+    if name == "colmap":
+        return run_colmap(frames, K)
+    chain_K = K if K is not None else colmap_K
+    if chain_K is None:
+        raise UserError("the OpenCV fallback needs intrinsics: pass --intrinsics")
+    return run_opencv_chain(frames, chain_K, depth_for(chain_K), features)
+
+
+def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
+                    gt_c2w: np.ndarray | None = None, engine: str = "auto", smoothing: str = "median",
+                    progress: Callable[[str], None] = lambda msg: None) -> Annotation:
+    """Annotate uint8 frames `[F, H, W, 3]`. K `[3, 3]` in pixels or None (estimated by COLMAP).
+    `depth_for(K) -> [F, h, w]` gives metric depth (needed unless `gt_c2w` `[F, 4, 4]` fixes the scale, and by
+    the OpenCV engine). Raises UserError naming every engine's failure, or the filter a clip fails."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise UserError(f"frames must be uint8 [F, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+    if len(frames) < MIN_FRAMES:
+        raise UserError(f"clip too short: {len(frames)} frames, the annotator needs at least {MIN_FRAMES}")
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if depth_for is None and gt_c2w is None:
+        raise UserError("no metric scale source: give metric depth or known poses")
+    image_hw = frames.shape[1:3]
+    progress("detecting SIFT features")
+    features = two_view.detect(frames)
+    essential_cache: dict[bytes, dict] = {}
+    failures, result, colmap_K = [], None, None
+    for name in ENGINES[engine]:
+        progress(f"running {name}")
+        candidate = _run_engine(name, frames, K, depth_for, features, colmap_K)
+        if name == "colmap" and candidate.registered.any():
+            colmap_K = candidate.K
+        key = np.round(candidate.K, 6).tobytes()
+        if key not in essential_cache:
+            essential_cache[key] = two_view.essential_rotations(features, candidate.K, check_pairs(len(frames)))
+        problem = engine_problem(candidate, essential_cache[key])
+        if problem is None:
+            result = candidate
+            break
+        failures.append(problem)
+    if result is None:
+        raise UserError("pose recovery failed, no poses written: " + "; ".join(failures))
+    c2w = relativize(fill_unregistered(result.c2w, result.registered))
+    notes = {"rejected_engines": failures, **{f"{result.engine}_{k}": v for k, v in result.notes.items()},
+             "reprojection_px": round(result.reprojection_px, 4)}
+    estimate: ScaleEstimate | None = None
+    if gt_c2w is not None:
+        scale, fit = gt_pose_scale(c2w, gt_c2w)
+        notes.update({"scale_source": "gt_poses_sim3", **{f"sim3_{k}": v for k, v in fit.items()}})
+    else:
+        estimate = fuse_scale(result.observations, depth_for(result.K), image_hw, smoothing)
+        scale = estimate.scale
+        notes.update({"scale_source": "metric_depth", "scale_smoothing": smoothing,
+                      "scale_cv": round(estimate.coefficient_of_variation, 4)})
+    problem = camera_filter_problem(result.K, image_hw, estimate.coefficient_of_variation if estimate else None)
+    if problem is not None:
+        raise UserError(f"clip rejected by the camera filters: {problem}")
+    c2w[:, :3, 3] *= scale
+    return Annotation(c2w.astype(np.float32), result.K.astype(np.float32), float(scale),
+                      estimate.per_frame if estimate else None, result.engine, int(result.registered.sum()), notes)
+
+
+def parse_intrinsics(text: str, num_frames: int) -> np.ndarray:
+    """K `[3, 3]` from "fx,fy,cx,cy" or a .npy path (load_intrinsics); per-frame intrinsics must be constant."""
+    parts = text.split(",")
+    if len(parts) == 4:
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise UserError(f"--intrinsics must be fx,fy,cx,cy numbers or a .npy file, got {text!r}") from None
+        if not all(np.isfinite(values)) or min(values[:2]) <= 0:
+            raise UserError(f"--intrinsics needs finite values and positive focal lengths, got {text!r}")
+        return fxfycxcy_to_K(values).astype(np.float64)
+    K = load_intrinsics(text, num_frames).astype(np.float64)
+    if np.abs(K - K[0]).max() > 1e-3 * max(1.0, float(np.abs(K[0]).max())):
+        raise UserError(f"{text}: the annotator uses one camera per clip, but these intrinsics vary over frames")
+    return K[0]
+
+
+def _natural_key(name: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def load_depth_maps(path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    """Metric z-depth `[F, h, w]` from one .npy `[F, h, w]` or a folder of per-frame .npy `[h, w]` files."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix == ".npy"), key=lambda p: _natural_key(p.name))
+        if len(files) < num_frames:
+            raise UserError(f"--depth-dir {path}: {len(files)} .npy depth maps for {num_frames} frames")
+        maps = [_load_npy(f) for f in files[:num_frames]]
+        if any(m.shape != maps[0].shape or m.ndim != 2 for m in maps):
+            raise UserError(f"--depth-dir {path}: depth maps must all be 2-D and the same size")
+        depth = np.stack(maps)
+    elif path.is_file():
+        depth = _load_npy(path)
+        if depth.ndim != 3 or len(depth) < num_frames:
+            raise UserError(f"{path}: expected depth [F, H, W] with F >= {num_frames}, got {list(depth.shape)}")
+        depth = depth[:num_frames]
+    else:
+        raise UserError(f"--depth-dir not found: {path}")
+    return depth.astype(np.float32)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npy depth map ({str(exc).splitlines()[0]})") from None
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+        raise UserError(f"{path}: depth must be a numeric array")
+    return arr
+
+
+def load_gt_poses(path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    """Known c2w `[num_frames, 4, 4]` from a .npy (more poses than frames are truncated)."""
+    c2w = load_c2w(path)
+    if len(c2w) < num_frames:
+        raise UserError(f"--gt-poses {path}: {len(c2w)} poses for {num_frames} frames")
+    return c2w[:num_frames]

@@ -1,0 +1,111 @@
+"""`camworld train`: one stage of SANA-WM's progressive DiT training on a sharded clip dataset (sana_wm.md §6).
+
+    camworld train --preset tiny --stage 1 --data data/ --tokenizer runs/vae/checkpoint --out runs/s1
+    camworld train --preset tiny --stage 2 ... --init runs/s1/checkpoints/step_0003000 --out runs/s2
+    camworld train --out runs/s1 --resume ...                  # continue an interrupted run exactly
+    torchrun --nproc-per-node 2 -m camworld train ...          # data parallel (gloo on CPU, NCCL on CUDA)
+
+Config order: preset, then the stage's overrides, then `--set` and `--steps`. A resumed run takes its config from
+its checkpoint (only `--steps` may extend it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from camworld.cli import add_override_args
+from camworld.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train the world-model DiT (one progressive stage)")
+    add_override_args(p)
+    p.add_argument("--stage", type=int, default=1, help="1 GDN | 2 hybrid | 3 long clips + camera | 4 chunk-causal")
+    p.add_argument("--data", required=True, help="dataset folder of clip shards (`camworld data make`)")
+    p.add_argument("--tokenizer", required=True, help="trained VAE checkpoint folder (`camworld vae train`)")
+    p.add_argument("--out", required=True, help="run folder: loss.jsonl, loss.png, checkpoints/")
+    p.add_argument("--init", default=None, help="checkpoint folder of the previous stage to start from")
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the stage's)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace, resume_from):
+    from camworld.config import RunConfig, apply_overrides, from_dict
+    from camworld.presets import get_preset
+    from camworld.train.stages import apply_stage
+
+    if resume_from is not None:
+        cfg = from_dict(RunConfig, resume_from.config)
+        cfg.train.betas = tuple(cfg.train.betas)
+    else:
+        cfg = apply_overrides(apply_stage(get_preset(args.preset), args.stage), args.overrides)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {args.steps}")
+        cfg.train.steps = args.steps
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from camworld.config import to_dict
+    from camworld.data.dataset import ClipDataset
+    from camworld.models.dit import WorldDiT
+    from camworld.text.encoder import TextEncoder
+    from camworld.tokenizer.vae import load_vae
+    from camworld.train.checkpoint import load_weights
+    from camworld.train.dist import init_distributed, shutdown
+    from camworld.train.loop import latest_checkpoint, train
+    from camworld.train.stages import get_stage, load_previous_stage
+    from camworld.train.world_objective import WorldModelObjective
+
+    resume_from = latest_checkpoint(args.out) if args.resume else None
+    cfg = _config(args, resume_from)
+    stage = get_stage(cfg.train.stage)
+    init_state = None
+    if resume_from is None:
+        if args.init is None and stage.init_from is not None:
+            raise UserError(f"stage {stage.number} ({stage.name}) starts from stage {stage.init_from}: "
+                            "pass --init CKPT")
+        if args.init is not None:
+            init_state = load_weights(args.init)
+    vae = load_vae(args.tokenizer)
+    tok = vae.cfg
+    if (tok.latent_channels, tok.temporal_stride) != (cfg.model.in_channels, cfg.model.temporal_stride):
+        raise UserError(f"the tokenizer has {tok.latent_channels} channels and stride {tok.temporal_stride}, the "
+                        f"model wants {cfg.model.in_channels} and {cfg.model.temporal_stride}")
+    stride = tok.temporal_stride
+    if (cfg.train.clip_frames - 1) % stride:
+        raise UserError(f"train.clip_frames {cfg.train.clip_frames} is not {stride}·k + 1")
+    dataset = ClipDataset(args.data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride,
+                          with_depth=False)
+    info = init_distributed(args.device)
+    try:
+        torch.manual_seed(cfg.train.seed)
+        model = WorldDiT(cfg.model)
+        if init_state is not None:
+            report = load_previous_stage(model, init_state)
+            if info.is_main:
+                print(f"initialised from {args.init}: {report}")
+        vae.to(info.device).requires_grad_(False)
+        text = TextEncoder(cfg.text)
+        objective = WorldModelObjective(
+            encode_text=lambda captions: text.encode(captions),
+            encode_video=lambda frames: vae.encode(frames.to(info.device)),
+            seed=cfg.train.seed, shift=cfg.train.shift, image_cond_prob=cfg.train.image_cond_prob,
+            text_dropout=cfg.train.text_dropout, temporal_stride=stride, camera=stage.camera,
+            causal=cfg.train.causal, chunk_first=cfg.model.chunk_first, chunk_size=cfg.model.chunk_size,
+        )
+        records = train(model, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
+                        resume_from=resume_from, info=info)
+        if info.is_main and records:
+            last = records[-1]
+            print(f"stage {stage.number} step {last['step']}: loss {last['loss']:.4f}; "
+                  f"checkpoints in {Path(args.out) / 'checkpoints'}")
+    finally:
+        shutdown()
+    return 0

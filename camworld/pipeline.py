@@ -1,0 +1,401 @@
+"""`WorldModel`: the whole image-to-video world model, tokenizer + stage-1 DiT + text encoder + optional refiner,
+from a weights folder to decoded frames (sana_wm.md §2.6, §3.1, §5, §10.4).
+
+Weights folder layout (the bundled one is camworld/assets/weights/tiny/):
+    vae/      config.json (RunConfig) + model.safetensors   the causal video VAE
+    dit/      config.json (RunConfig) + model.safetensors   the stage-1 WorldDiT (its config also names the text
+                                                            encoder and the model resolution)
+    refiner/  config.json (RunConfig) + model.safetensors   optional stage-2 refiner (a WorldDiT), loaded lazily
+Everything is read with JSON and safetensors, never pickle; a missing or corrupt file is a one-line UserError.
+
+`generate` runs: first image resized + centre-cropped to the model resolution and encoded as latent 0 (kept clean);
+poses relativised to frame 0 and intrinsics carried through the crop to the latent grid (`camworld.pipeline_inputs`);
+text and the empty prompt for classifier-free guidance; the bidirectional or chunk-autoregressive sampler; the
+optional refiner; and a chunk-by-chunk decode. With the refiner the first decoded frame is dropped and the poses
+realigned to c2w[1:] (sana_wm.md §5), so a 17-frame request gives 16 frames.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from camworld.config import RunConfig, load_config, save_config
+from camworld.errors import UserError
+from camworld.fileio import atomic_dir
+from camworld.flow.schedule import sigmas
+from camworld.models.dit import WorldDiT
+from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
+from camworld.samplers.autoregressive import sample_autoregressive
+from camworld.samplers.bidirectional import sample_bidirectional
+from camworld.samplers.guidance import ClassifierFreeGuidance
+from camworld.samplers.refine import refine_latents
+from camworld.text.encoder import TextEncoder
+from camworld.tokenizer.vae import CausalVideoVAE, to_uint8
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "weights" / "tiny"
+MODES = ("bidirectional", "ar")
+FramesCallback = Callable[[np.ndarray, int], None]
+
+
+def read_weights_dir(folder: str | Path) -> tuple[RunConfig, dict[str, torch.Tensor]]:
+    """(RunConfig, CPU state dict) of a `config.json` + `model.safetensors` folder; any problem is a UserError."""
+    folder = Path(folder)
+    for name in ("config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            raise UserError(f"weights folder {folder} has no {name}")
+    cfg = load_config(folder / "config.json")
+    cfg.tokenizer.channel_mults = tuple(cfg.tokenizer.channel_mults)
+    try:
+        state = load_file(str(folder / "model.safetensors"), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{folder / 'model.safetensors'} is unreadable or corrupt ({reason})") from None
+    return cfg, state
+
+
+def _load_state(module: nn.Module, state: dict[str, torch.Tensor], folder: Path) -> nn.Module:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{folder / 'model.safetensors'} does not match {folder / 'config.json'}: "
+                        f"{str(exc).splitlines()[1 if len(str(exc).splitlines()) > 1 else 0].strip()}") from None
+    return module.eval().requires_grad_(False)
+
+
+def load_vae_dir(folder: str | Path) -> tuple[CausalVideoVAE, RunConfig]:
+    cfg, state = read_weights_dir(folder)
+    return _load_state(CausalVideoVAE(cfg.tokenizer), state, Path(folder)), cfg
+
+
+def load_dit_dir(folder: str | Path) -> tuple[WorldDiT, RunConfig]:
+    cfg, state = read_weights_dir(folder)
+    return _load_state(WorldDiT(cfg.model), state, Path(folder)), cfg
+
+
+def save_weights_dir(module: nn.Module, folder: str | Path, run_cfg: RunConfig) -> None:
+    """Write `module` as config.json + model.safetensors into `folder`, atomically."""
+    with atomic_dir(folder) as tmp:
+        save_config(run_cfg, tmp / "config.json")
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+                  str(tmp / "model.safetensors"))
+
+
+def save_pretrained(path: str | Path, vae: CausalVideoVAE, dit: WorldDiT, run_cfg: RunConfig,
+                    refiner: WorldDiT | None = None) -> Path:
+    """Write a weights folder in the bundled layout (vae/, dit/ and, if given, refiner/)."""
+    path = Path(path)
+    save_weights_dir(vae, path / "vae", run_cfg)
+    save_weights_dir(dit, path / "dit", run_cfg)
+    if refiner is not None:
+        save_weights_dir(refiner, path / "refiner", run_cfg)
+    return path
+
+
+@dataclass
+class GenerationResult:
+    """What `WorldModel.generate` made.
+
+    frames: uint8 [F', H, W, 3] (None when an `on_frames` callback consumed them); c2w (F', 4, 4) relativised poses
+    and K (F', 3, 3) intrinsics in output pixels, one per output frame; first_frame: the preprocessed conditioning
+    image uint8 [H, W, 3]; latents: final latents [1, T, h, w, C] (latent 0 = the encoded image); num_frames: the
+    frames sampled (stride·k + 1; F' = num_frames − 1 with the refiner); timings: seconds per phase;
+    notes: what offloading did ("vae_offload": "cpu" or "freed").
+    """
+
+    frames: np.ndarray | None
+    c2w: np.ndarray
+    K: np.ndarray
+    first_frame: np.ndarray
+    latents: torch.Tensor
+    num_frames: int
+    refined: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+class WorldModel:
+    """Tokenizer + stage-1 DiT + text encoder (+ refiner) of one weights folder; see the module docstring."""
+
+    def __init__(self, path: str | Path, *, device: str | torch.device = "cpu"):
+        start = time.perf_counter()
+        self.path = Path(path)
+        if not self.path.is_dir():
+            hint = " (the bundled tiny weights are not installed: pass a weights folder)" if (
+                self.path == BUNDLED_WEIGHTS) else ""
+            raise UserError(f"weights folder {self.path} does not exist{hint}")
+        self.device = torch.device(device)
+        self.dit, self.cfg = load_dit_dir(self.path / "dit")
+        self.dit.to(self.device)
+        self._vae: CausalVideoVAE | None = None
+        self._vae_home = "disk"
+        self._refiner: WorldDiT | None = None
+        tok = self.vae().cfg
+        if (tok.latent_channels, tok.temporal_stride) != (self.cfg.model.in_channels, self.cfg.model.temporal_stride):
+            raise UserError(f"{self.path}: the VAE has {tok.latent_channels} channels and stride {tok.temporal_stride} "
+                            f"but the DiT expects {self.cfg.model.in_channels} and {self.cfg.model.temporal_stride}")
+        self.image_hw = (tok.height, tok.width)
+        self.grid_hw = (tok.height // tok.spatial_stride, tok.width // tok.spatial_stride)
+        self.stride = tok.temporal_stride
+        self._text_encoder: TextEncoder | None = None
+        self.load_seconds = time.perf_counter() - start
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> WorldModel:
+        """Load a weights folder (None: the bundled tiny weights, camworld/assets/weights/tiny/)."""
+        return cls(BUNDLED_WEIGHTS if path is None else path, device=device)
+
+    def text_encoder(self) -> TextEncoder:
+        """The frozen text encoder named by dit/config.json, loaded on first use (inputs are checked first)."""
+        if self._text_encoder is None:
+            self._text_encoder = TextEncoder(self.cfg.text)
+        return self._text_encoder
+
+    @property
+    def has_refiner(self) -> bool:
+        return (self.path / "refiner").is_dir()
+
+    def vae(self) -> CausalVideoVAE:
+        """The VAE on the model's device, loaded from disk (or moved back from the CPU) if it was offloaded."""
+        if self._vae is None:
+            self._vae, _ = load_vae_dir(self.path / "vae")
+        self._vae.to(self.device)
+        self._vae_home = "device"
+        return self._vae
+
+    def offload_vae(self) -> str:
+        """Free the VAE's device memory until `vae()` is next called. On a GPU the module moves to the CPU; on the
+        CPU there is nowhere cheaper to keep it, so the module is dropped and later reloaded from disk. Returns
+        what happened ("cpu" or "freed")."""
+        if self._vae is None:
+            return "freed"
+        if self.device.type != "cpu":
+            self._vae.to("cpu")
+            torch.cuda.empty_cache()
+            self._vae_home = "cpu"
+            return "cpu"
+        self._vae = None
+        gc.collect()
+        self._vae_home = "disk"
+        return "freed"
+
+    def refiner(self) -> WorldDiT:
+        """The stage-2 refiner, loaded on first use."""
+        if not self.has_refiner:
+            raise UserError(f"weights folder {self.path} has no refiner/ (use --no_refiner)")
+        if self._refiner is None:
+            refiner, cfg = load_dit_dir(self.path / "refiner")
+            mine = self.cfg.model
+            if (cfg.model.in_channels, cfg.model.text_dim) != (mine.in_channels, mine.text_dim):
+                raise UserError(f"{self.path / 'refiner'}: latent channels / text width {cfg.model.in_channels} / "
+                                f"{cfg.model.text_dim} differ from the DiT's {mine.in_channels} / {mine.text_dim}")
+            self._refiner = refiner.to(self.device)
+        return self._refiner
+
+    def release_refiner(self) -> None:
+        """Drop the refiner (it is reloaded from disk if needed again)."""
+        self._refiner = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [H, W, 3] of any size -> uint8 [h, w, 3] at the model resolution (resize to cover, centre crop)."""
+        return resize_crop_image(image, self.image_hw)
+
+    @torch.no_grad()
+    def encode_image(self, image: np.ndarray) -> torch.Tensor:
+        """A model-resolution uint8 image [H, W, 3] -> its latent [1, 1, h, w, C] (the clean latent 0)."""
+        frames = torch.as_tensor(np.array(image, dtype=np.uint8), device=self.device)[None, None]
+        return self.vae().encode(frames)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image: np.ndarray | None,
+        prompt: str,
+        c2w: np.ndarray,
+        K: np.ndarray,
+        *,
+        num_frames: int | None = None,
+        steps: int = 60,
+        cfg_scale: float = 5.0,
+        flow_shift: float = 9.8,
+        seed: int = 42,
+        refiner_seed: int = 42,
+        mode: str = "bidirectional",
+        refiner: bool = True,
+        stream: bool = False,
+        offload_vae: bool = False,
+        offload_refiner: bool = False,
+        on_frames: FramesCallback | None = None,
+        on_chunk: Callable[[int, torch.Tensor], None] | None = None,
+        progress: bool = True,
+    ) -> GenerationResult:
+        """Image-to-video along a camera trajectory.
+
+        - image: uint8 [H, W, 3] of any size (resized + centre-cropped to the model resolution), or None to let the
+          model draw frame 0 too. prompt: scene text ("" = none); CFG runs against the empty prompt.
+        - c2w (N, 4, 4) camera-to-world (OpenCV, made relative to pose 0); K (N, 3, 3) in pixels of `image` (of the
+          model resolution when image is None). num_frames: None = the whole trajectory; snapped to the nearest
+          stride·k + 1 that fits.
+        - steps / cfg_scale / flow_shift / seed: the stage-1 sampler (SANA-WM: 60 / 5.0 / 9.8 / 42).
+          refiner_seed: the refiner's re-noising (SANA-WM `--refiner_seed` 42). mode: "bidirectional" | "ar".
+        - refiner: run the stage-2 refiner if the weights have one (the output then starts at pose 1, §5).
+        - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
+          the refiner, stage 1 runs to its end first and the chunk-causal refiner's blocks are decoded as they
+          finish.
+        - offload_vae / offload_refiner: free those models while not needed (see `offload_vae` for the CPU case).
+        - on_frames(frames uint8 [n, H, W, 3], pose index of frames[0]) receives the output in order, instead of
+          `GenerationResult.frames`; on_chunk(c, latents [1, n, h, w, C]) each final stage-1 chunk in ar mode.
+        """
+        if mode not in MODES:
+            raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if stream and mode != "ar":
+            raise UserError("streaming needs mode 'ar' (the bidirectional sampler finishes every frame at once)")
+        if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
+            raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
+                            f"{flow_shift}")
+        use_refiner = refiner and self.has_refiner
+        timings: dict[str, float] = {}
+        notes: dict[str, str] = {}
+        clock = time.perf_counter()
+        total_start = clock
+
+        decoded_in_lap = [0.0]  # streaming decode time inside the current phase, booked as "decode" instead
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - clock - decoded_in_lap[0]
+            decoded_in_lap[0] = 0.0
+            clock = now
+
+        c2w, K = check_trajectory(c2w, K)
+        frames = snap_num_frames(num_frames, min(len(c2w), len(K)), self.stride)
+        if image is not None:
+            image = np.asarray(image)
+            first = self.prepare_image(image)
+            source_hw = image.shape[:2]
+        else:
+            first, source_hw = None, self.image_hw
+        cams = prepare_cameras(c2w, K, source_hw, self.image_hw, self.grid_hw, self.stride, frames)
+        camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
+        lap("prepare")
+
+        text, text_mask = self.text_encoder().encode([prompt])
+        null_text, null_mask = self.text_encoder().null_embedding()
+        text, text_mask = text.to(self.device), text_mask.to(self.device)
+        guided = ClassifierFreeGuidance(self.dit, null_text[0].to(self.device), null_mask[0].to(self.device),
+                                        cfg_scale)
+        lap("text")
+
+        first_latent = self.encode_image(first) if first is not None else None
+        if offload_vae:
+            notes["vae_offload"] = self.offload_vae()
+        lap("encode")
+
+        latent_frames = (frames - 1) // self.stride + 1
+        h, w = self.grid_hw
+        generator = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(1, latent_frames, h, w, self.cfg.model.in_channels, generator=generator)
+        noise = noise.to(self.device)
+        drop = 1 if use_refiner else 0
+        output = _FrameSink(on_frames, drop)
+        decoder = None
+
+        def decode_chunk(index: int, chunk: torch.Tensor) -> None:
+            """Streaming decode of the next final chunk (its time is booked as decode, not as sampling)."""
+            nonlocal decoder
+            begin = time.perf_counter()
+            decoder = decoder or self.vae().stream_decoder()
+            output.add(to_uint8(decoder.step(chunk))[0].cpu().numpy())
+            spent = time.perf_counter() - begin
+            timings["decode"] = timings.get("decode", 0.0) + spent
+            decoded_in_lap[0] += spent
+
+        def stage1_chunk(index: int, chunk: torch.Tensor) -> None:
+            if on_chunk is not None:
+                on_chunk(index, chunk)
+            if stream and not use_refiner:
+                decode_chunk(index, chunk)
+
+        schedule = sigmas(steps, flow_shift)
+        if mode == "bidirectional":
+            latents = sample_bidirectional(guided, noise, text, text_mask, camera, sigmas=schedule,
+                                           first_frame=first_latent, progress=progress)
+        else:
+            latents = sample_autoregressive(guided, noise, text, text_mask, camera, sigmas=schedule,
+                                            chunk_first=self.cfg.model.chunk_first,
+                                            chunk_size=self.cfg.model.chunk_size, first_frame=first_latent,
+                                            on_chunk=stage1_chunk, progress=progress)
+        lap("sample")
+
+        if use_refiner:
+            # Streaming uses SANA-WM's chunk-causal refiner, whose blocks are decoded as they finish; the
+            # bidirectional one needs every frame first. No CFG: the refiner is a few-step distilled model (§5).
+            latents = refine_latents(self.refiner(), latents, text, text_mask, camera, seed=refiner_seed,
+                                     mode="chunk_causal" if stream else "bidirectional",
+                                     on_chunk=decode_chunk if stream else None, progress=progress)
+            if offload_refiner:
+                self.release_refiner()
+            lap("refine")
+
+        if not stream:
+            self._decode(latents, output, progress)
+            lap("decode")
+        if offload_vae:
+            self.offload_vae()
+        timings["total"] = time.perf_counter() - total_start
+        return GenerationResult(
+            frames=output.collected(), c2w=cams.c2w[drop:], K=cams.K[drop:],
+            first_frame=first if first is not None else output.first_frame, latents=latents.cpu(),
+            num_frames=frames, refined=use_refiner, timings=timings, notes=notes,
+        )
+
+    def _decode(self, latents: torch.Tensor, output: _FrameSink, progress: bool) -> None:
+        """Chunk-by-chunk decode (`tokenizer.chunk_latents` latents per pass) into `output`."""
+        vae = self.vae()
+        decoder = vae.stream_decoder()
+        step = max(1, vae.cfg.chunk_latents)
+        for k0 in tqdm(range(0, latents.shape[1], step), desc="decode", disable=not progress):
+            output.add(to_uint8(decoder.step(latents[:, k0 : k0 + step]))[0].cpu().numpy())
+
+
+class _FrameSink:
+    """Receives decoded frames in order, drops the first `drop` of them, and passes them to `callback` (with the
+    pose index of each batch's first frame) or keeps them."""
+
+    def __init__(self, callback: FramesCallback | None, drop: int):
+        self.callback = callback
+        self.drop = drop
+        self.seen = 0
+        self.kept: list[np.ndarray] = []
+        self.first_frame: np.ndarray | None = None
+
+    def add(self, frames: np.ndarray) -> None:
+        if self.first_frame is None and len(frames):
+            self.first_frame = frames[0].copy()
+        skip = max(0, self.drop - self.seen)
+        index = self.seen + skip
+        self.seen += len(frames)
+        frames = frames[skip:]
+        if not len(frames):
+            return
+        if self.callback is not None:
+            self.callback(frames, index)
+        else:
+            self.kept.append(frames)
+
+    def collected(self) -> np.ndarray | None:
+        return np.concatenate(self.kept) if self.kept else None

@@ -1,0 +1,250 @@
+"""Measured peak memory of one generation run on the CPU, phase by phase: the ground truth `camworld.plan.memory` is
+calibrated against (benchmarks/plan_calibration.py) and tested with (tests/test_plan.py).
+
+Run it in a fresh process, `python3 -m camworld.plan.measure --preset tiny --num_frames 17 --dtype bf16 --mode ar`,
+which prints one JSON object. Memory is the process's resident set (Linux /proc/self/status): the peak (VmHWM) is
+reset before every phase through /proc/self/clear_refs, and every number is relative to the resident set after the
+imports and a warm-up (a matmul, a conv and, when the text phase runs, one throwaway text-encoder load: the
+baseline). Freed heap is handed back with glibc's malloc_trim between phases, so a
+phase starts from what is really live.
+
+The run mirrors a sampler with the work cut to what sets the peak: the text encoder encodes the prompt and the
+empty prompt, then is freed; stage-1 runs `steps` denoising passes on a CFG-doubled batch (bidirectional: whole
+clip per pass; ar: `WorldDiT.step` chunk by chunk, each chunk followed by its σ = 0 KV-save pass); the refiner, a
+second `WorldDiT` of the same config, runs on [clean sink latent; clip] with batch 1 (no CFG, as SANA-WM's
+distilled refiner, sana_wm.md §5) in the same mode; the VAE decodes chunk by chunk, each chunk leaving as uint8
+frames. A model is built before its phase's peak is reset: weights are built in fp32 and cast, a transient that a
+checkpoint loaded in its own dtype would not have. An offloaded model exists only during its own phase, which is
+what offloading means for the device's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+
+from camworld.config import RunConfig
+from camworld.errors import UserError
+from camworld.models.dit import CameraInputs, WorldDiT
+from camworld.ops.chunks import chunk_bounds
+from camworld.presets import get_preset
+from camworld.tokenizer.vae import CausalVideoVAE, to_uint8
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+MODES = ("bidirectional", "ar")
+GUIDANCE = 4.0
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """One measured run. `phases` picks which of text, denoise, refine, decode run (in that order)."""
+
+    preset: str = "tiny"
+    num_frames: int = 17
+    dtype: str = "fp32"
+    mode: str = "bidirectional"
+    steps: int = 1
+    offload_vae: bool = False
+    offload_refiner: bool = False
+    no_refiner: bool = False
+    phases: tuple[str, ...] = ("text", "denoise", "refine", "decode")
+    threads: int = 1
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def rss_bytes() -> int:
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss_bytes() -> int:
+    return _status_kib("VmHWM") * 1024
+
+
+def reset_peak() -> None:
+    """Make the current resident set the new peak (Linux >= 4.0: writing 5 to clear_refs resets VmHWM)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def release_freed() -> None:
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def build(module_class, cfg, dtype: torch.dtype) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = module_class(cfg).to(dtype).eval().requires_grad_(False)
+    release_freed()
+    return model
+
+
+def _cameras(cfg: RunConfig, batch: int, frames: int, h: int, w: int, dtype: torch.dtype) -> CameraInputs:
+    c2w = torch.eye(4).repeat(batch, frames, 1, 1)
+    c2w[..., 2, 3] = torch.linspace(0.0, 1.0, frames)
+    K = torch.tensor([[0.9 * w, 0.0, (w - 1) / 2], [0.0, 0.9 * w, (h - 1) / 2], [0.0, 0.0, 1.0]])
+    plucker = torch.randn(batch, frames, h, w, 6 * cfg.model.temporal_stride).to(dtype)
+    return CameraInputs(c2w, K.repeat(batch, frames, 1, 1), plucker)
+
+
+def _latent_shape(cfg: RunConfig, num_frames: int) -> tuple[int, int, int]:
+    st, s = cfg.tokenizer.temporal_stride, cfg.tokenizer.spatial_stride
+    if num_frames < 1 or (num_frames - 1) % st:
+        raise UserError(f"num_frames must be {st}*k + 1 for the {cfg.preset} preset, got {num_frames}")
+    return (num_frames - 1) // st + 1, cfg.tokenizer.height // s, cfg.tokenizer.width // s
+
+
+def _text(cfg: RunConfig, batch: int, dtype: torch.dtype, encoded=None):
+    if encoded is not None:
+        features, mask = encoded
+    else:
+        features = torch.randn(batch, cfg.text.max_tokens, cfg.model.text_dim)
+        mask = torch.ones(batch, cfg.text.max_tokens, dtype=torch.bool)
+    return features.to(dtype), mask
+
+
+@torch.no_grad()
+def run_bidirectional(model: WorldDiT, x: torch.Tensor, text, mask, camera: CameraInputs, steps: int, cfg_batch: bool):
+    """Euler steps of the whole clip x [1, T, h, w, C]; with `cfg_batch` the batch is [cond; uncond]."""
+    for i in range(steps):
+        sigma = torch.full((x.shape[0], x.shape[1]), 1.0 - i / max(steps, 1))
+        xin = torch.cat([x, x]) if cfg_batch else x
+        v = model(xin, torch.cat([sigma, sigma]) if cfg_batch else sigma, text, mask, camera)
+        if cfg_batch:
+            cond, uncond = v.chunk(2)
+            v = uncond + GUIDANCE * (cond - uncond)
+        x = x - v / steps
+    return x
+
+
+@torch.no_grad()
+def run_streaming(model: WorldDiT, x: torch.Tensor, text, mask, camera: CameraInputs, steps: int, cfg_batch: bool):
+    """Chunk by chunk: `steps` Euler passes, then the σ = 0 KV-save pass that advances the state."""
+    batch = 2 if cfg_batch else 1
+    state = model.init_state(batch)
+    out = []
+    for start, end in chunk_bounds(x.shape[1], model.cfg.chunk_first, model.cfg.chunk_size):
+        chunk, cam = x[:, start:end], camera.frames(start, end)
+        for i in range(steps):
+            sigma = torch.full((batch, end - start), 1.0 - i / max(steps, 1))
+            v, _ = model.step(torch.cat([chunk] * batch), sigma, text, mask, cam, state)
+            if cfg_batch:
+                cond, uncond = v.chunk(2)
+                v = uncond + GUIDANCE * (cond - uncond)
+            chunk = chunk - v / steps
+        _, state = model.step(torch.cat([chunk] * batch), torch.zeros(batch, end - start), text, mask, cam, state)
+        out.append(chunk)
+    return torch.cat(out, dim=1)
+
+
+@torch.no_grad()
+def decode_to_uint8(vae: CausalVideoVAE, z: torch.Tensor) -> list[torch.Tensor]:
+    """Chunked streaming decode; every chunk leaves as uint8 frames [1, n, H, W, 3] (what a writer would keep)."""
+    stream = vae.stream_decoder()
+    step = vae.cfg.chunk_latents
+    return [to_uint8(stream.step(z[:, k : k + step])) for k in range(0, z.shape[1], step)]
+
+
+def _encode_text(cfg: RunConfig):
+    from camworld.text.encoder import TextEncoder
+
+    encoder = TextEncoder(cfg.text)
+    # weights may be file-backed and paged in lazily; reading them all is what moving them to a GPU would do
+    sum(float(p.float().sum()) for p in encoder.model.parameters())
+    encoded = encoder.encode(["a stone bridge over a river at dawn", ""])
+    del encoder
+    return encoded
+
+
+def measure(spec: MeasureSpec) -> dict:
+    """Run `spec` in this process and return the baseline and, per phase, `resident` (live bytes when the phase
+    starts) and `peak` (its peak), both above the baseline, plus `weights` (bytes each built model added)."""
+    if spec.dtype not in DTYPES or spec.mode not in MODES:
+        raise UserError(f"dtype must be one of {list(DTYPES)} and mode one of {list(MODES)}")
+    torch.set_num_threads(spec.threads)
+    cfg = get_preset(spec.preset)
+    dtype = DTYPES[spec.dtype]
+    t, h, w = _latent_shape(cfg, spec.num_frames)
+    if "text" in spec.phases:
+        _encode_text(cfg)  # a first load imports what the encoder needs: imports are not the encoder's memory
+    torch.randn(64, 64) @ torch.randn(64, 64)
+    torch.nn.functional.conv2d(torch.randn(1, 4, 8, 8), torch.randn(4, 4, 3, 3))
+    release_freed()
+    baseline = rss_bytes()
+    result = {"spec": asdict(spec), "baseline": baseline, "phases": {}, "weights": {}}
+
+    def phase(name, fn):
+        release_freed()
+        resident = rss_bytes() - baseline
+        reset_peak()
+        out = fn()
+        result["phases"][name] = {"resident": resident, "peak": peak_rss_bytes() - baseline}
+        return out
+
+    def load(name, module_class, module_cfg):
+        before = rss_bytes()
+        model = build(module_class, module_cfg, dtype)
+        result["weights"][name] = rss_bytes() - before
+        return model
+
+    refine = "refine" in spec.phases and not spec.no_refiner
+    encoded = phase("text", lambda: _encode_text(cfg)) if "text" in spec.phases else None
+    text, mask = _text(cfg, 2, dtype, encoded)
+    dit = load("dit", WorldDiT, cfg.model)
+    vae = None if spec.offload_vae else load("vae", CausalVideoVAE, cfg.tokenizer)
+    refiner = load("refiner", WorldDiT, cfg.model) if refine and not spec.offload_refiner else None
+    run = run_bidirectional if spec.mode == "bidirectional" else run_streaming
+    z = torch.randn(1, t, h, w, cfg.model.in_channels).to(dtype)
+    if "denoise" in spec.phases:
+        camera = _cameras(cfg, 2, t, h, w, dtype)
+        z = phase("denoise", lambda: run(dit, z, text, mask, camera, spec.steps, True))
+        del camera
+    if refine:
+        refiner = refiner if refiner is not None else load("refiner", WorldDiT, cfg.model)
+        camera = _cameras(cfg, 1, t + 1, h, w, dtype)
+        clip = torch.cat([z[:, :1], z], dim=1)
+        z = phase("refine", lambda: run(refiner, clip, text[:1], mask[:1], camera, spec.steps, False))[:, 1:]
+        del camera, clip
+        if spec.offload_refiner:
+            refiner = None
+    if "decode" in spec.phases:
+        vae = vae if vae is not None else load("vae", CausalVideoVAE, cfg.tokenizer)
+        frames = phase("decode", lambda: decode_to_uint8(vae, z))
+        result["frames_bytes"] = sum(f.numel() for f in frames)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--num_frames", type=int, default=17)
+    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    parser.add_argument("--mode", choices=MODES, default="bidirectional")
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--offload_vae", action="store_true")
+    parser.add_argument("--offload_refiner", action="store_true")
+    parser.add_argument("--no_refiner", action="store_true")
+    parser.add_argument("--phases", default="text,denoise,refine,decode")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    spec = MeasureSpec(
+        args.preset, args.num_frames, args.dtype, args.mode, args.steps, args.offload_vae, args.offload_refiner,
+        args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads,
+    )
+    print(json.dumps(measure(spec)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Training: progressive stages, the generic training loop, checkpoints and distributed/context-parallel helpers."""

@@ -1,0 +1,53 @@
+"""The annotator's small metric-depth net: canonical-focal handling, persistence, training data and the shipped
+weights' accuracy on worlds it never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from camworld.annotate.depth_net import DepthNet, DepthNetConfig, load_depth_net, predict_depth, save_depth_net
+from camworld.annotate.train_depth import depth_loss, render_depth_pairs
+from camworld.annotate.world_clips import render_world_clip
+from camworld.errors import UserError
+
+
+def test_depth_scales_with_focal_length():
+    torch.manual_seed(0)
+    net = DepthNet(DepthNetConfig(widths=(8, 8, 16, 16)))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 112, 3), dtype=np.uint8)
+    K = np.array([[80.0, 0, 55.5], [0, 80.0, 31.5], [0, 0, 1]])
+    near = predict_depth(net, frames, K)
+    far = predict_depth(net, frames, K * [[2], [2], [1]])
+    assert near.shape == (2, 64, 112) and (near > 0).all()
+    np.testing.assert_allclose(far, 2 * near, rtol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path):
+    net = DepthNet(DepthNetConfig(widths=(8, 8, 16, 16)))
+    save_depth_net(net, tmp_path, {"note": "test"})
+    loaded = load_depth_net(tmp_path)
+    x = torch.rand(1, 3, 32, 48)
+    torch.testing.assert_close(loaded(x), net.eval()(x))
+    with pytest.raises(UserError, match="no depth net"):
+        load_depth_net(tmp_path / "missing")
+
+
+def test_training_pairs_use_only_training_worlds():
+    rgb, log_depth = render_depth_pairs([3], 2, (32, 48), progress=False)
+    assert rgb.shape == (2, 32, 48, 3) and log_depth.shape == (2, 32, 48)
+    assert np.isfinite(log_depth).mean() > 0.3
+    loss = depth_loss(torch.from_numpy(log_depth), torch.from_numpy(log_depth))
+    assert float(loss) == 0.0
+    with pytest.raises(UserError, match="below 5000"):
+        render_depth_pairs([10_000], 1, (32, 48), progress=False)
+
+
+def test_shipped_net_is_metric_on_unseen_worlds():
+    net = load_depth_net()
+    clip = render_world_clip(10_005, "walk", 4, height=128, width=224)
+    pred = predict_depth(net, clip.frames, clip.K)
+    valid = np.isfinite(clip.depth) & (clip.depth < 50)
+    ratio = np.median(pred[valid] / clip.depth[valid])
+    assert abs(ratio - 1) < 0.15

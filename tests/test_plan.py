@@ -1,0 +1,121 @@
+"""`camworld plan`: exact weight counts, the flag search, the shape of the memory model, and its predictions against
+peak memory measured in a fresh process (tiny in the default suite, small and longer clips marked slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from camworld.cli import main
+from camworld.errors import UserError
+from camworld.models.dit import WorldDiT
+from camworld.plan.memory import TERM_LABELS, PlanRequest, dit_parameters, fit_on, flag_combinations, plan_memory
+from camworld.presets import get_preset
+
+
+def test_dit_parameters_count_the_real_module():
+    cfg = get_preset("tiny")
+    model = WorldDiT(cfg.model)
+    assert dit_parameters(cfg.model) == sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for b in model.buffers()
+    )
+
+
+def test_full_dit_matches_the_published_parameter_budget():
+    # sana_wm.md §2.8: ≈2.66B with the camera branches
+    assert abs(dit_parameters(get_preset("full").model) / 2.66e9 - 1) < 0.01
+
+
+def test_offloaded_models_are_resident_only_in_their_own_phase():
+    cfg = get_preset("full")
+    off = {p.name: p for p in plan_memory(cfg, PlanRequest(961, offload_vae=True, offload_refiner=True)).phases}
+    assert set(off["denoise"].weights) == {"dit"}
+    assert set(off["refine"].weights) == {"dit", "refiner"}
+    assert set(off["decode"].weights) == {"dit", "vae"}
+    base = {p.name: p for p in plan_memory(cfg, PlanRequest(961)).phases}
+    assert set(base["denoise"].weights) == {"dit", "vae", "refiner"}
+    assert "refine" not in {p.name for p in plan_memory(cfg, PlanRequest(961, no_refiner=True)).phases}
+
+
+def test_ar_peak_does_not_grow_with_length_but_bidirectional_does():
+    cfg = get_preset("full")
+    ar = [plan_memory(cfg, PlanRequest(n, mode="ar")).peak for n in (481, 961)]
+    bidirectional = [plan_memory(cfg, PlanRequest(n)).peak for n in (481, 961)]
+    assert ar[0] == ar[1]
+    assert bidirectional[1] > bidirectional[0]
+
+
+def test_flag_search_keeps_requested_flags_and_finds_the_cheapest_fit():
+    cfg = get_preset("full")
+    request = PlanRequest(961, offload_vae=True)
+    assert all(r.offload_vae for r in flag_combinations(request))
+    assert flag_combinations(request)[0] == request
+    plans = {r: plan_memory(cfg, r).peak for r in flag_combinations(PlanRequest(961))}
+    smallest = min(plans.values())
+    fitting, best = fit_on(cfg, PlanRequest(961), smallest + 1)
+    assert fitting is not None and fitting.peak <= smallest + 1 and best.peak == smallest
+    assert fit_on(cfg, PlanRequest(961), smallest - 1)[0] is None
+    assert fit_on(cfg, PlanRequest(961), 1e15)[0].request == PlanRequest(961)
+
+
+def test_bad_length_is_a_user_error():
+    with pytest.raises(UserError):
+        plan_memory(get_preset("full"), PlanRequest(960))
+    with pytest.raises(UserError):
+        PlanRequest(961, dtype="fp16")
+
+
+def test_cli_prints_the_table_and_the_answer(capsys):
+    assert main(["plan", "--preset", "full", "--num_frames", "961", "--gpu-gib", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "denoise" in out and "decode" in out and "does not fit on 1 GiB" in out
+    assert main(["plan", "--preset", "tiny", "--num_frames", "18"]) == 2
+
+
+def _measured(preset: str, frames: int, dtype: str, mode: str, phases: str) -> dict:
+    cmd = [sys.executable, "-m", "camworld.plan.measure", "--preset", preset, "--num_frames", str(frames),
+           "--dtype", dtype, "--mode", mode, "--phases", phases]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def _check_against_measurement(preset, frames, dtype, mode, phases="text,denoise,refine,decode") -> None:
+    """The predicted run peak within ±20% of the measured one; each phase within ±30% (tiny phases of a few
+    tens of MiB carry heap noise)."""
+    measured = _measured(preset, frames, dtype, mode, phases)["phases"]
+    plan = plan_memory(get_preset(preset), PlanRequest(frames, dtype, mode, device="cpu"))
+    predicted = {p.name: p.total for p in plan.phases if p.name in measured}
+    assert set(predicted) == set(measured)
+    peak = max(phase["peak"] for phase in measured.values())
+    assert abs(max(predicted.values()) / peak - 1) <= 0.2, (max(predicted.values()) / 2**20, peak / 2**20)
+    for name, total in predicted.items():
+        assert abs(total / measured[name]["peak"] - 1) <= 0.3, (name, total / 2**20, measured[name]["peak"] / 2**20)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_tiny_prediction_matches_measured_peak():
+    _check_against_measurement("tiny", 17, "fp32", "bidirectional", phases="denoise,refine,decode")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.parametrize(
+    ("preset", "frames", "dtype", "mode"),
+    [("tiny", 97, "fp32", "bidirectional"), ("tiny", 49, "bf16", "ar"), ("small", 33, "bf16", "bidirectional"),
+     ("small", 33, "fp32", "ar")],
+)
+def test_prediction_matches_measured_peak(preset, frames, dtype, mode):
+    _check_against_measurement(preset, frames, dtype, mode)
+
+
+def test_cpu_only_terms_stay_out_of_gpu_plans():
+    cfg = get_preset("tiny")
+    gpu = plan_memory(cfg, PlanRequest(17))
+    cpu = plan_memory(cfg, replace(PlanRequest(17), device="cpu"))
+    assert cpu.peak > gpu.peak
+    cpu_only = {TERM_LABELS["ffn_broadcast"], "overhead", "overhead_denoise", "overhead_refine"}
+    assert all(not cpu_only & set(p.terms) for p in gpu.phases)
+    assert any(cpu_only & set(p.terms) for p in cpu.phases)
