@@ -63,7 +63,7 @@ class TokenizerConfig:
     width: int = 128
     chunk_latents: int = 8  # latent frames per chunk in chunked encode / decode (bounds memory on long clips)
     kl_weight: float = 1e-5  # on the mean per-element KL, next to a mean per-pixel L1 reconstruction loss
-    lr: float = 5e-4
+    lr: float = 8e-4
     batch_clips: int = 4
     train_frames: int = 9  # raw frames per training clip (stride_t * k + 1)
     checkpoint_every_s: float = 300.0

@@ -18,8 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from camworld.annotate import two_view
-from camworld.annotate.checks import camera_filter_problem, check_pairs, engine_problem
-from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale
+from camworld.annotate.checks import (
+    camera_filter_problem,
+    check_pairs,
+    engine_problem,
+    sim3_problem,
+    structure_problem,
+)
+from camworld.annotate.metric_scale import fuse_scale, gt_pose_scale, path_length
 from camworld.annotate.sfm_colmap import run_colmap
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
 from camworld.annotate.vo_opencv import run_opencv_chain
@@ -58,6 +64,19 @@ def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: 
     return run_opencv_chain(frames, chain_K, depth_for(chain_K), features)
 
 
+def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | None, gt_c2w: np.ndarray | None,
+                  image_hw: tuple[int, int], smoothing: str):
+    """(scale, ScaleEstimate or None, notes, problem or None) for an engine's relativised poses c2w `[F, 4, 4]`."""
+    if gt_c2w is not None:
+        scale, fit = gt_pose_scale(c2w, gt_c2w)
+        problem = sim3_problem(result.engine, fit["rmse_m"], path_length(gt_c2w))
+        return scale, None, {"scale_source": "gt_poses_sim3", **{f"sim3_{k}": v for k, v in fit.items()}}, problem
+    estimate = fuse_scale(result.observations, depth_for(result.K), image_hw, smoothing)
+    notes = {"scale_source": "metric_depth", "scale_smoothing": smoothing,
+             "scale_cv": round(estimate.coefficient_of_variation, 4)}
+    return estimate.scale, estimate, notes, structure_problem(result.engine, estimate.per_frame)
+
+
 def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
                     gt_c2w: np.ndarray | None = None, engine: str = "auto", smoothing: str = "median",
                     progress: Callable[[str], None] = lambda msg: None) -> Annotation:
@@ -88,23 +107,17 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
             essential_cache[key] = two_view.essential_rotations(features, candidate.K, check_pairs(len(frames)))
         problem = engine_problem(candidate, essential_cache[key])
         if problem is None:
+            c2w = relativize(fill_unregistered(candidate.c2w, candidate.registered))
+            scale, estimate, scale_notes, problem = _metric_scale(candidate, c2w, depth_for, gt_c2w, image_hw,
+                                                                  smoothing)
+        if problem is None:
             result = candidate
             break
         failures.append(problem)
     if result is None:
         raise UserError("pose recovery failed, no poses written: " + "; ".join(failures))
-    c2w = relativize(fill_unregistered(result.c2w, result.registered))
     notes = {"rejected_engines": failures, **{f"{result.engine}_{k}": v for k, v in result.notes.items()},
-             "reprojection_px": round(result.reprojection_px, 4)}
-    estimate: ScaleEstimate | None = None
-    if gt_c2w is not None:
-        scale, fit = gt_pose_scale(c2w, gt_c2w)
-        notes.update({"scale_source": "gt_poses_sim3", **{f"sim3_{k}": v for k, v in fit.items()}})
-    else:
-        estimate = fuse_scale(result.observations, depth_for(result.K), image_hw, smoothing)
-        scale = estimate.scale
-        notes.update({"scale_source": "metric_depth", "scale_smoothing": smoothing,
-                      "scale_cv": round(estimate.coefficient_of_variation, 4)})
+             "reprojection_px": round(result.reprojection_px, 4), **scale_notes}
     problem = camera_filter_problem(result.K, image_hw, estimate.coefficient_of_variation if estimate else None)
     if problem is not None:
         raise UserError(f"clip rejected by the camera filters: {problem}")

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camworld.annotate.metric_scale import path_length
 from camworld.data.make import intrinsics_for_fov
 from camworld.errors import UserError
 
 TEST_SEED_START = 10_000
 CLIP_KINDS = ("walk", "orbit", "out_and_back")
+__all__ = ["CLIP_KINDS", "TEST_SEED_START", "WorldClip", "path_length", "render_world_clip", "scale_error"]
 
 
 @dataclass
@@ -45,11 +47,6 @@ def render_world_clip(seed: int, kind: str, num_frames: int, height: int = 256, 
     K = intrinsics_for_fov(hfov_deg, height, width)
     frames, depth = world.render(c2w, K, height, width)
     return WorldClip(frames, c2w, K, depth, world.caption)
-
-
-def path_length(c2w: np.ndarray) -> float:
-    """Total distance travelled by the camera centres of c2w `[F, 4, 4]`."""
-    return float(np.linalg.norm(np.diff(np.asarray(c2w)[:, :3, 3], axis=0), axis=1).sum())
 
 
 def scale_error(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> float:

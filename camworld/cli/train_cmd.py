@@ -29,6 +29,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the stage's)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is much faster than 2 when other jobs share the cores)")
     p.set_defaults(func=run)
 
 
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from camworld.train.stages import get_stage, load_previous_stage
     from camworld.train.world_objective import WorldModelObjective
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     resume_from = latest_checkpoint(args.out) if args.resume else None
     cfg = _config(args, resume_from)
     stage = get_stage(cfg.train.stage)

@@ -13,13 +13,20 @@ from camworld.errors import UserError
 def test_frame_scale_is_the_weighted_least_squares_minimiser():
     rng = np.random.default_rng(0)
     d_p = rng.uniform(0.5, 5.0, 200)
-    d_m = 2.5 * d_p * np.exp(rng.normal(0, 0.1, 200))
+    d_m = 2.5 * d_p * np.exp(rng.normal(0, 0.05, 200))  # all within the ratio gate
     s = frame_scale(d_p, d_m)
     w = 1 / d_m
     loss = lambda c: (w * (c * d_p - d_m) ** 2).sum()
     grid = np.linspace(s - 0.05, s + 0.05, 101)
     assert abs(grid[np.argmin([loss(c) for c in grid])] - s) < 1e-3
     assert frame_scale(d_p, 3.0 * d_p) == pytest.approx(3.0)
+
+
+def test_frame_scale_gates_depth_misreads_at_edges():
+    d_p = np.linspace(1.0, 5.0, 100)
+    d_m = 2.0 * d_p
+    d_m[:15] = 0.2  # the near side of an edge read for a far point: with 1/d weights these would dominate
+    assert frame_scale(d_p, d_m) == pytest.approx(2.0)
 
 
 def test_frame_scale_needs_enough_valid_points():

@@ -1,0 +1,360 @@
+"""Does the model follow the camera? Generated frames against the ground-truth render of the same trajectory, and
+the direction of image motion under yaw (the generation issue's "Done when" measurement; sana_wm.md §3, §4).
+
+For each held-out world seed (training used seeds < `HELD_OUT_SEED`): the first frame is `World(seed)` rendered at
+the identity pose at the model's resolution with the intrinsics `camworld generate` uses by default (horizontal FOV
+`DEFAULT_FOV`), the prompt is the world's caption (also the `generate` default), and the trajectory is an action
+string rolled out with the v3 DSL. Three systems are scored per frame window with PSNR and SSIM against the render:
+- "model": `WorldModel.generate`;
+- "repeat_first_frame": the conditioning image held for every frame;
+- "no_camera": the same weights with `CameraInputs` replaced by None, i.e. both camera branches skipped
+  (`WorldDiT.forward`: "camera None (no camera control)"); the refiner, when used, gets no cameras either.
+  We deliberately do not use identity poses + zero Plücker rays: that would tell the model "stand still", which is
+  a camera condition, not the absence of one.
+
+Yaw test: "a-32" (yaw left) and "d-32" (yaw right); the horizontal shift between the first frame and the last
+frame is measured with phase correlation (`cv2.phaseCorrelate` on grayscale float32 with a Hanning window; positive
+dx = content moved right). Yaw left must move content right. The convention is checked on ground-truth renders in
+the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from camworld.camera import action_string_to_c2w, parse_action_string
+from camworld.camera.dsl import FPS
+from camworld.data.make import intrinsics_for_fov
+from camworld.errors import UserError
+from camworld.fileio import atomic_path
+from camworld.flow.refiner_objective import with_chunk_plan
+from camworld.pipeline import WorldModel
+from camworld.pipeline_inputs import snap_num_frames
+from camworld.tokenizer.metrics import psnr, ssim
+from camworld.world import World
+
+HELD_OUT_SEED = 10000
+DEFAULT_ACTION = "w-100,dw-60,w-100,aw-60"
+DEFAULT_FOV = 70.0  # `camworld generate --fov` default
+YAW_ACTIONS = {"left": "a-32", "right": "d-32"}
+PSNR_CAP = 100.0  # dB; identical frames (a static world repeated) would otherwise give inf
+SYSTEMS = ("model", "repeat_first_frame", "no_camera")
+NO_CAMERA_NOTE = ("no_camera = the same weights with CameraInputs=None (UCPE and Plücker branches skipped, "
+                  "and in the refiner when one runs), not identity poses + zero Plücker")
+
+
+@dataclass
+class FollowingSettings:
+    """What to run. seeds: world seeds (all >= HELD_OUT_SEED); num_frames: poses of the main trajectory (snapped
+    to stride·k + 1); yaw_seeds: worlds of the yaw test (empty: skip it)."""
+
+    seeds: Sequence[int]
+    num_frames: int = 961
+    action: str = DEFAULT_ACTION
+    yaw_seeds: Sequence[int] = ()
+    steps: int = 60
+    cfg_scale: float = 5.0
+    mode: str = "bidirectional"
+    refiner: bool = True
+    noise_seed: int = 42
+    fov: float = DEFAULT_FOV
+
+    def check(self) -> None:
+        low = [s for s in (*self.seeds, *self.yaw_seeds) if s < HELD_OUT_SEED]
+        if low:
+            raise UserError(f"world seeds must be >= {HELD_OUT_SEED} (held out from training), got {low[:5]}")
+        if not self.seeds and not self.yaw_seeds:
+            raise UserError("no world seeds to evaluate")
+        if self.num_frames < 2:
+            raise UserError(f"num_frames must be >= 2, got {self.num_frames}")
+
+
+@dataclass
+class FollowingResult:
+    """Scores of one run: per_seed[i] = {"seed", system: {window: {"psnr", "ssim"}}}; windows: name -> [first,
+    last] pose index (inclusive); yaw: per-seed shifts and agreement rates (empty without yaw seeds)."""
+
+    settings: dict
+    windows: dict[str, list[int]]
+    per_seed: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    beats: dict = field(default_factory=dict)
+    yaw: dict = field(default_factory=dict)
+    camera_ablation: str = NO_CAMERA_NOTE
+    examples: dict = field(default_factory=dict, repr=False)  # seed -> system -> frames, for the figures only
+
+
+def trajectory(action: str, num_frames: int) -> np.ndarray:
+    """The action string repeated until it has `num_frames` poses: c2w float32 (num_frames, 4, 4), pose 0 = I.
+    Repetition continues from where the previous pass ended (one rollout of the repeated string)."""
+    per_pass = len(parse_action_string(action))
+    repeats = -(-(num_frames - 1) // per_pass)
+    return action_string_to_c2w(",".join([action] * max(1, repeats)))[:num_frames]
+
+
+def first_frame(world: World, image_hw: tuple[int, int], fov: float = DEFAULT_FOV) -> tuple[np.ndarray, np.ndarray]:
+    """(the world rendered at the identity pose uint8 [H, W, 3], its intrinsics K (3, 3)) at `image_hw`, the way
+    `camworld generate` makes its first frame when no --image is given."""
+    K = intrinsics_for_fov(fov, *image_hw)
+    rgb, _ = world.render(np.eye(4), K, *image_hw)
+    return rgb[0], K
+
+
+def frame_windows(num_frames: int, fps: int = FPS) -> dict[str, list[int]]:
+    """The two scored windows as name -> [first, last] pose index (inclusive). Pose 0 is the conditioning image
+    and is never scored. Clips of >= 30 s: the first 5 s and the last 10 s; shorter: the first and last fifth."""
+    last = num_frames - 1
+    seconds = last / fps
+    if seconds >= 30:
+        return {"0-5 s": [1, 5 * fps], f"{seconds - 10:g}-{seconds:g} s": [last - 10 * fps, last]}
+    fifth = max(1, last // 5)
+    return {"first fifth": [1, fifth], "last fifth": [last - fifth + 1, last]}
+
+
+def window_scores(frames: np.ndarray, truth: np.ndarray, windows: dict[str, list[int]], offset: int) -> dict:
+    """PSNR (mean over frames, each capped at PSNR_CAP) and SSIM per window. frames / truth uint8 [F, H, W, 3]
+    where frames[i] shows pose offset + i."""
+    scores = {}
+    for name, (first, last) in windows.items():
+        pred = torch.as_tensor(frames[first - offset : last - offset + 1])
+        true = torch.as_tensor(truth[first - offset : last - offset + 1])
+        per_frame = [min(PSNR_CAP, psnr(p, t)) for p, t in zip(pred, true, strict=True)]
+        scores[name] = {"psnr": float(np.mean(per_frame)), "ssim": float(ssim(pred, true))}
+    return scores
+
+
+class CameraBlind(torch.nn.Module):
+    """A WorldDiT that ignores the cameras it is given (passes camera=None). It keeps its own `cfg`, so samplers
+    that re-plan chunks on a shallow copy (`with_chunk_plan`) reach the wrapped model with that plan."""
+
+    def __init__(self, dit: torch.nn.Module):
+        super().__init__()
+        self.dit = dit
+        self.cfg = dit.cfg
+
+    def _planned(self) -> torch.nn.Module:
+        return with_chunk_plan(self.dit, self.cfg.chunk_first, self.cfg.chunk_size)
+
+    def forward(self, x, sigma, text, text_mask, camera=None, *, causal=False, windowed=False):
+        return self._planned()(x, sigma, text, text_mask, None, causal=causal, windowed=windowed)
+
+    def init_state(self, batch: int):
+        return self.dit.init_state(batch)
+
+    def step(self, x_chunk, sigma_chunk, text, text_mask, camera_chunk, state):
+        return self._planned().step(x_chunk, sigma_chunk, text, text_mask, None, state)
+
+
+@contextlib.contextmanager
+def camera_blind(model: WorldModel, refiner: bool = True) -> Iterator[WorldModel]:
+    """`model` with its DiT (and its refiner, if it has one and `refiner`) replaced by `CameraBlind` views for the
+    duration of the block."""
+    dit = model.dit
+    blind_refiner = CameraBlind(model.refiner()) if refiner and model.has_refiner else None
+    model.dit = CameraBlind(dit)
+    if blind_refiner is not None:
+        model.refiner = lambda: blind_refiner  # shadows the method on this instance only
+    try:
+        yield model
+    finally:
+        model.dit = dit
+        if blind_refiner is not None:
+            del model.refiner
+
+
+def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray, K: np.ndarray,
+              settings: FollowingSettings):
+    return model.generate(image, prompt, c2w, np.repeat(K[None], len(c2w), axis=0), num_frames=len(c2w),
+                          steps=settings.steps, cfg_scale=settings.cfg_scale, seed=settings.noise_seed,
+                          mode=settings.mode, refiner=settings.refiner, progress=False)
+
+
+def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str, list[int]],
+               settings: FollowingSettings) -> tuple[dict, dict]:
+    """({"seed", system: window scores}, system -> output frames plus "truth") for one world."""
+    world = World(seed)
+    image, K = first_frame(world, model.image_hw, settings.fov)
+    result = _generate(model, image, world.caption, c2w, K, settings)
+    with camera_blind(model, settings.refiner):
+        blind = _generate(model, image, world.caption, c2w, K, settings)
+    truth, _ = world.render(result.c2w, result.K, *model.image_hw)
+    offset = len(c2w) - len(result.frames)  # 1 with the refiner (its output starts at pose 1)
+    outputs = {
+        "model": result.frames,
+        "repeat_first_frame": np.repeat(result.first_frame[None], len(truth), axis=0),
+        "no_camera": blind.frames,
+    }
+    row = {"seed": seed, **{name: window_scores(frames, truth, windows, offset) for name, frames in outputs.items()}}
+    return row, {**outputs, "truth": truth, "offset": offset}
+
+
+def horizontal_shift(first: np.ndarray, last: np.ndarray) -> float:
+    """Horizontal motion (pixels, + = content moved right) from uint8 RGB `first` to `last` [H, W, 3], by phase
+    correlation of the grayscale float32 images under a Hanning window."""
+    a = cv2.cvtColor(np.ascontiguousarray(first), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(np.ascontiguousarray(last), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, _), _ = cv2.phaseCorrelate(a, b, window)
+    return float(dx)
+
+
+def yaw_seed(model: WorldModel, seed: int, settings: FollowingSettings) -> dict:
+    """Shifts of the true and the generated last frame under yaw left / right for one world."""
+    world = World(seed)
+    image, K = first_frame(world, model.image_hw, settings.fov)
+    row: dict = {"seed": seed}
+    for side, action in YAW_ACTIONS.items():
+        c2w = action_string_to_c2w(action)
+        c2w = c2w[: snap_num_frames(len(c2w), len(c2w), model.stride)]
+        truth, _ = world.render(c2w[-1], K, *model.image_hw)
+        result = _generate(model, image, world.caption, c2w, K, settings)
+        row[f"truth_dx_{side}"] = horizontal_shift(image, truth[0])
+        row[f"model_dx_{side}"] = horizontal_shift(result.first_frame, result.frames[-1])
+    return row
+
+
+def _agrees(row: dict, who: str) -> bool:
+    return row[f"{who}_dx_left"] > 0 > row[f"{who}_dx_right"]
+
+
+def summarize(result: FollowingResult) -> None:
+    """Fill `summary` (mean / std over seeds), `beats` (model mean above both baselines' on PSNR and SSIM) and the
+    yaw agreement rates, from `per_seed` and `yaw["per_seed"]`."""
+    for system in SYSTEMS:
+        result.summary[system] = {}
+        for window in result.windows:
+            stats = {}
+            for metric in ("psnr", "ssim"):
+                values = [row[system][window][metric] for row in result.per_seed]
+                stats[f"{metric}_mean"], stats[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+            result.summary[system][window] = stats
+    for window in result.windows:
+        mine = result.summary["model"][window]
+        verdict = {base: all(mine[f"{m}_mean"] > result.summary[base][window][f"{m}_mean"] for m in ("psnr", "ssim"))
+                   for base in SYSTEMS[1:]}
+        result.beats[window] = {**verdict, "both": all(verdict.values())}
+    rows = result.yaw.get("per_seed", [])
+    if rows:
+        result.yaw["truth_agreement"] = float(np.mean([_agrees(r, "truth") for r in rows]))
+        result.yaw["model_agreement"] = float(np.mean([_agrees(r, "model") for r in rows]))
+        result.yaw["model_passes_95"] = result.yaw["model_agreement"] >= 0.95
+
+
+def run_following(model: WorldModel, settings: FollowingSettings, *, progress: bool = True,
+                  keep_examples: int = 2) -> FollowingResult:
+    """The whole measurement on `model`; frames of the first `keep_examples` seeds are kept for the figures."""
+    settings.check()
+    if settings.seeds:
+        num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
+        c2w = trajectory(settings.action, num_frames)
+        windows = frame_windows(num_frames)
+    else:
+        c2w, windows = None, {}
+    result = FollowingResult(settings={**asdict(settings), "seeds": list(settings.seeds),
+                                       "yaw_seeds": list(settings.yaw_seeds), "weights": str(model.path),
+                                       "image_hw": list(model.image_hw), "refiner_used": settings.refiner and
+                                       model.has_refiner, "num_frames_used": None if c2w is None else len(c2w)},
+                             windows=windows)
+    for seed in tqdm(settings.seeds, desc="follow (model + no-camera)", disable=not progress):
+        row, frames = score_seed(model, seed, c2w, windows, settings)
+        result.per_seed.append(row)
+        if len(result.examples) < keep_examples:
+            result.examples[seed] = frames
+    yaw_rows = [yaw_seed(model, seed, settings)
+                for seed in tqdm(settings.yaw_seeds, desc="yaw a-32 / d-32", disable=not progress)]
+    if yaw_rows:
+        result.yaw["per_seed"] = yaw_rows
+    if result.per_seed or yaw_rows:
+        summarize(result)
+    return result
+
+
+def markdown_table(result: FollowingResult) -> str:
+    """The summary as a markdown table (mean ± std over seeds), the verdicts and the yaw rates."""
+    n = len(result.per_seed)
+    lines = []
+    if n:
+        lines += [f"Frames scored per window (pose indices, inclusive; {FPS} fps): "
+                  + "; ".join(f"{w}: {a}-{b}" for w, (a, b) in result.windows.items()),
+                  f"Camera ablation: {result.camera_ablation}", "",
+                  f"| system | window | PSNR (dB), mean ± std over {n} seeds | SSIM |", "|---|---|---|---|"]
+        for system in SYSTEMS:
+            for window, s in result.summary[system].items():
+                lines.append(f"| {system} | {window} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | "
+                             f"{s['ssim_mean']:.4f} ± {s['ssim_std']:.4f} |")
+        lines.append("")
+        for window, verdict in result.beats.items():
+            words = ", ".join(f"{base}: {'yes' if verdict[base] else 'no'}" for base in SYSTEMS[1:])
+            lines.append(f"{window}: model beats (PSNR and SSIM means) {words}; both: "
+                         f"{'YES' if verdict['both'] else 'NO'}")
+    if result.yaw:
+        rows = result.yaw["per_seed"]
+        lines += ["", f"Yaw test ({len(rows)} seeds, {YAW_ACTIONS['left']} vs {YAW_ACTIONS['right']}, phase "
+                  f"correlation, + = content moves right):",
+                  f"  ground truth: yaw left -> +dx and yaw right -> -dx in {result.yaw['truth_agreement']:.1%}",
+                  f"  model:        opposite shifts in the right directions in {result.yaw['model_agreement']:.1%} "
+                  f"(needs >= 95%: {'PASS' if result.yaw['model_passes_95'] else 'FAIL'})"]
+    return "\n".join(lines)
+
+
+def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 4) -> list[Path]:
+    """results.json, frames.png (generated / no-camera / true at a few times for the kept seeds) and scores.png
+    (bar chart of the window means with std error bars) into `out_dir`, atomically. Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = [out_dir / "results.json"]
+    payload = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "examples"}
+    with atomic_path(paths[0]) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    if result.examples:
+        shown = ("model", "no_camera", "truth")
+        seeds = list(result.examples)
+        fig, axes = plt.subplots(len(seeds) * len(shown), num_times, squeeze=False,
+                                 figsize=(2.4 * num_times, 1.6 * len(seeds) * len(shown)))
+        for i, seed in enumerate(seeds):
+            frames = result.examples[seed]
+            count = len(frames["truth"])
+            picks = np.linspace(0, count - 1, num_times).round().astype(int)
+            for j, name in enumerate(shown):
+                for k, pick in enumerate(picks):
+                    ax = axes[i * len(shown) + j, k]
+                    ax.imshow(frames[name][pick])
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.set_title(f"seed {seed} {name} pose {pick + frames['offset']}", fontsize=6)
+        fig.tight_layout()
+        paths.append(out_dir / "frames.png")
+        with atomic_path(paths[-1]) as tmp:
+            fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+    if result.summary:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        width = 0.8 / len(SYSTEMS)
+        windows = list(result.windows)
+        for ax, metric in zip(axes, ("psnr", "ssim"), strict=True):
+            for i, system in enumerate(SYSTEMS):
+                stats = [result.summary[system][w] for w in windows]
+                ax.bar(np.arange(len(windows)) + i * width, [s[f"{metric}_mean"] for s in stats], width,
+                       yerr=[s[f"{metric}_std"] for s in stats], label=system, capsize=3)
+            ax.set_xticks(np.arange(len(windows)) + width * (len(SYSTEMS) - 1) / 2, windows)
+            ax.set_title("PSNR (dB)" if metric == "psnr" else "SSIM")
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "scores.png")
+        with atomic_path(paths[-1]) as tmp:
+            fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+    return paths

@@ -1,0 +1,56 @@
+"""Package trained checkpoints into the bundled weights layout that `camworld generate` loads by default.
+
+    python3 scripts/package_weights.py --vae RUN/vae --dit RUN/s3/checkpoints/step_XXXXXXX \
+        --out camworld/assets/weights/tiny [--refiner CKPT]
+
+The VAE is kept in float32 (its latent statistics are precision-sensitive); the DiT's EMA weights are stored in
+bfloat16 to keep the repository small (they are cast back to float32 on load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from camworld.config import RunConfig, from_dict
+from camworld.models.dit import WorldDiT
+from camworld.pipeline import save_weights_dir
+from camworld.tokenizer.vae import load_vae
+from camworld.train.checkpoint import load_checkpoint
+
+
+def _dit(path: str) -> tuple[WorldDiT, RunConfig]:
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(RunConfig, ckpt.config)
+    model = WorldDiT(cfg.model)
+    model.load_state_dict(ckpt.ema)
+    return model.to(torch.bfloat16), cfg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vae", required=True)
+    parser.add_argument("--dit", required=True)
+    parser.add_argument("--refiner", default=None)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    out = Path(args.out)
+    dit, cfg = _dit(args.dit)
+    vae = load_vae(args.vae)
+    cfg.tokenizer = vae.cfg
+    save_weights_dir(vae, out / "vae", cfg)
+    save_weights_dir(dit, out / "dit", cfg)
+    if args.refiner is not None:
+        refiner, refiner_cfg = _dit(args.refiner)
+        refiner_cfg.tokenizer = vae.cfg
+        save_weights_dir(refiner, out / "refiner", refiner_cfg)
+    sources = {"vae": args.vae, "dit": args.dit, "refiner": args.refiner}
+    (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
+    print(f"wrote {out}: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors")))
+
+
+if __name__ == "__main__":
+    main()
