@@ -49,7 +49,8 @@ def main() -> None:
         save_weights_dir(refiner, out / "refiner", refiner_cfg)
     sources = {"vae": args.vae, "dit": args.dit, "refiner": args.refiner}
     (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
-    print(f"wrote {out}: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors")))
+    sizes = ", ".join(f"{p.parent.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors"))
+    print(f"wrote {out}: {sizes}")
 
 
 if __name__ == "__main__":
