@@ -11,8 +11,8 @@ set -euo pipefail
 run=${1:?usage: train_bundled.sh RUN_DIR [full|quick]}
 mode=${2:-full}
 case "$mode" in
-  full)  vae_steps=6000; s1=600; s2=600; s3=1500 ;;
-  quick) vae_steps=6000; s1=120; s2=120; s3=160 ;;
+  full)  vae_steps=6000; s1=600; s2=600; s3=1500; pick= ;;
+  quick) vae_steps=6000; s1=120; s2=120; s3=160; pick=--raw ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
@@ -36,5 +36,5 @@ $cw train --preset tiny --stage 2 --data "$run/data" --tokenizer "$run/vae" --ou
 $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --out "$run/s3" --steps "$s3" --threads 1 \
   --init "$(last "$run/s2")" --resume
 
-# 4. package: VAE in fp32, DiT (EMA weights) in bf16, into the bundled layout
-python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$run/s3")" --out camworld/assets/weights/tiny
+# 4. package: VAE in fp32, DiT in bf16 (EMA weights; raw weights for the short run), into the bundled layout
+python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$run/s3")" --out camworld/assets/weights/tiny $pick
