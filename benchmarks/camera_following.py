@@ -5,7 +5,10 @@ correlation). The measurement lives in `camworld.eval.camera_following`; this sc
 markdown table and writes results.json, frames.png and scores.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
-        [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner] [--out runs/camera_following]
+        [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner | --refiner-ab] [--out DIR]
+
+--refiner-ab scores stage 1 alone ("model") and the same stage-1 latents refined ("model+refiner") on the same seeds,
+with the first-vs-last window drop of each (sana_wm.md §5).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cfg_scale", type=float, default=5.0)
     p.add_argument("--mode", default="bidirectional", choices=MODES)
     p.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights have one")
+    p.add_argument("--refiner-ab", dest="refiner_ab", action="store_true",
+                   help="score the model without and with the refiner on the same seeds")
     p.add_argument("--seed", type=int, default=42, help="sampler noise seed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -52,13 +57,16 @@ def main(argv=None) -> int:
     try:
         if args.seeds < 0 or args.yaw_seeds < 0 or args.threads < 1:
             raise UserError("--seeds and --yaw-seeds must be >= 0, --threads >= 1")
+        if args.refiner_ab and args.no_refiner:
+            raise UserError("--refiner-ab and --no_refiner exclude each other")
         torch.set_num_threads(args.threads)
         model = WorldModel.from_pretrained(args.weights, device=args.device)
         table_seeds = range(args.first_seed, args.first_seed + args.seeds)
         yaw_seeds = range(args.first_seed + args.seeds, args.first_seed + args.seeds + args.yaw_seeds)
         settings = FollowingSettings(seeds=table_seeds, num_frames=args.num_frames, action=args.action,
                                      yaw_seeds=yaw_seeds, steps=args.steps, cfg_scale=args.cfg_scale,
-                                     mode=args.mode, refiner=not args.no_refiner, noise_seed=args.seed)
+                                     mode=args.mode, refiner=not args.no_refiner, refiner_ab=args.refiner_ab,
+                                     noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))
         for path in write_report(result, args.out):

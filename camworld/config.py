@@ -131,6 +131,14 @@ class RefinerConfig:
     window_chunks: int = 3  # recent chunks kept by the softmax layers beside the sink (streaming)
     degrade_scale: int = 4  # training pairs from real clips: frames down- then up-sampled by this factor...
     latent_noise: float = 0.1  # ...then Gaussian noise of this std added to their latents
+    # The refiner is the stage-4 DiT plus a LoRA (`camworld.modules.lora`, scale alpha / rank) trained on its
+    # attention, FFN and camera projections. SANA-WM: rank 384 on LTX-2's width 4096; 16 on the tiny width 256 keeps
+    # the adapter at ~2 MiB in bf16 (1.1M parameters).
+    lora_rank: int = 16
+    lora_alpha: float = 16.0
+    # Whether `generate` runs this refiner when the caller does not say: set when packaging, from the refiner A/B
+    # (the issue's rule: on by default only if it wins).
+    on_by_default: bool = True
 
 
 @dataclass
@@ -142,6 +150,7 @@ class RunConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
 
 
 def to_dict(cfg) -> dict:

@@ -5,7 +5,12 @@ Weights folder layout (the bundled one is camworld/assets/weights/tiny/):
     vae/      config.json (RunConfig) + model.safetensors   the causal video VAE
     dit/      config.json (RunConfig) + model.safetensors   the stage-1 WorldDiT (its config also names the text
                                                             encoder and the model resolution)
-    refiner/  config.json (RunConfig) + model.safetensors   optional stage-2 refiner (a WorldDiT), loaded lazily
+    refiner/  config.json (RunConfig) + lora.safetensors    optional stage-2 refiner, loaded lazily: a LoRA on dit/
+                                                            (sana_wm.md §5), merged into a copy of the DiT re-planned
+                                                            with `refiner_model_config`; the file's metadata names its
+                                                            base ("dit") and the fingerprint of the base weights it was
+                                                            trained on. (A refiner/ with model.safetensors instead is
+                                                            a whole refiner WorldDiT.)
 Everything is read with JSON and safetensors, never pickle; a missing or corrupt file is a one-line UserError.
 
 `generate` runs: first image resized + centre-cropped to the model resolution and encoded as latent 0 (kept clean);
@@ -18,6 +23,7 @@ realigned to c2w[1:] (sana_wm.md §5), so a 17-frame request gives 16 frames.
 from __future__ import annotations
 
 import gc
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -33,8 +39,10 @@ from tqdm.auto import tqdm
 from camworld.config import RunConfig, load_config, save_config
 from camworld.errors import UserError
 from camworld.fileio import atomic_dir
+from camworld.flow.refiner_objective import refiner_model_config
 from camworld.flow.schedule import sigmas
 from camworld.models.dit import WorldDiT
+from camworld.modules.lora import merge_lora_state
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
 from camworld.samplers.autoregressive import sample_autoregressive
 from camworld.samplers.bidirectional import sample_bidirectional
@@ -45,6 +53,8 @@ from camworld.tokenizer.vae import CausalVideoVAE, to_uint8
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "weights" / "tiny"
 MODES = ("bidirectional", "ar")
+LORA_FILE = "lora.safetensors"
+LORA_FORMAT = "camworld-lora-1"
 FramesCallback = Callable[[np.ndarray, int], None]
 
 
@@ -100,6 +110,62 @@ def save_pretrained(path: str | Path, vae: CausalVideoVAE, dit: WorldDiT, run_cf
     if refiner is not None:
         save_weights_dir(refiner, path / "refiner", run_cfg)
     return path
+
+
+def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, shapes and bf16-rounded values (other dtypes as they are) of a state dict: equal for
+    the float32 weights a LoRA was trained on and the bf16 copy of them that gets bundled."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu()
+        t = t.to(torch.bfloat16) if t.is_floating_point() else t
+        digest.update(f"{name}:{str(t.dtype)}:{list(t.shape)};".encode())
+        digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_refiner_lora(folder: str | Path, lora: dict[str, torch.Tensor], run_cfg: RunConfig, base_fingerprint: str,
+                      *, dtype: torch.dtype = torch.bfloat16) -> None:
+    """Write a LoRA refiner folder, atomically: config.json (the refiner's RunConfig, whose `refiner` section holds
+    lora_rank / lora_alpha) and lora.safetensors (the adapter tensors in `dtype`; metadata: the base folder "dit"
+    and the `weights_fingerprint` of the base weights the adapter was trained on)."""
+    if not lora:
+        raise UserError("the refiner checkpoint has no LoRA tensors")
+    meta = {"format": LORA_FORMAT, "base": "dit", "base_sha256": base_fingerprint}
+    with atomic_dir(folder) as tmp:
+        save_config(run_cfg, tmp / "config.json")
+        save_file({k: v.detach().cpu().to(dtype).contiguous() for k, v in lora.items()}, str(tmp / LORA_FILE),
+                  metadata=meta)
+
+
+def load_refiner_lora(folder: str | Path, base: WorldDiT, base_cfg: RunConfig) -> WorldDiT:
+    """The refiner of a LoRA refiner folder: `base` (the loaded dit/) copied with the adapter merged in (W + s·B A,
+    float32) and the sink chunk plan of `refiner_model_config`. The base must be the one the adapter names."""
+    folder = Path(folder)
+    path = folder / LORA_FILE
+    for need in (folder / "config.json", path):
+        if not need.is_file():
+            raise UserError(f"refiner folder {folder} has no {need.name}")
+    cfg = load_config(folder / "config.json")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            names = f.keys()
+            lora = {k: f.get_tensor(k) for k in names}
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path} is unreadable or corrupt ({reason})") from None
+    if meta.get("format") != LORA_FORMAT or meta.get("base") != "dit":
+        raise UserError(f"{path} is not a camworld LoRA on dit/ (metadata {meta})")
+    state = base.state_dict()
+    if weights_fingerprint(state) != meta.get("base_sha256"):
+        raise UserError(f"{path} was trained on other base weights than {folder.parent / 'dit'}: package the "
+                        f"refiner with the DiT checkpoint it was initialised from")
+    rank = cfg.refiner.lora_rank
+    if rank < 1 or any(k.endswith(".lora_A") and v.shape[0] != rank for k, v in lora.items()):
+        raise UserError(f"{path}: LoRA tensors disagree with refiner.lora_rank {rank} in config.json")
+    merged = merge_lora_state(state, lora, cfg.refiner.lora_alpha / rank)
+    return _load_state(WorldDiT(refiner_model_config(base_cfg.model, cfg.refiner)), merged, folder)
 
 
 @dataclass
@@ -165,6 +231,12 @@ class WorldModel:
     def has_refiner(self) -> bool:
         return (self.path / "refiner").is_dir()
 
+    @property
+    def refiner_by_default(self) -> bool:
+        """True when the weights have a refiner whose config turns it on by default (packaging sets this from the
+        refiner A/B)."""
+        return self.has_refiner and load_config(self.path / "refiner" / "config.json").refiner.on_by_default
+
     def vae(self) -> CausalVideoVAE:
         """The VAE on the model's device, loaded from disk (or moved back from the CPU) if it was offloaded."""
         if self._vae is None:
@@ -194,10 +266,14 @@ class WorldModel:
         if not self.has_refiner:
             raise UserError(f"weights folder {self.path} has no refiner/ (use --no_refiner)")
         if self._refiner is None:
-            refiner, cfg = load_dit_dir(self.path / "refiner")
+            folder = self.path / "refiner"
+            if (folder / LORA_FILE).is_file():
+                self._refiner = load_refiner_lora(folder, self.dit, self.cfg).to(self.device)
+                return self._refiner
+            refiner, cfg = load_dit_dir(folder)
             mine = self.cfg.model
             if (cfg.model.in_channels, cfg.model.text_dim) != (mine.in_channels, mine.text_dim):
-                raise UserError(f"{self.path / 'refiner'}: latent channels / text width {cfg.model.in_channels} / "
+                raise UserError(f"{folder}: latent channels / text width {cfg.model.in_channels} / "
                                 f"{cfg.model.text_dim} differ from the DiT's {mine.in_channels} / {mine.text_dim}")
             self._refiner = refiner.to(self.device)
         return self._refiner
@@ -230,11 +306,11 @@ class WorldModel:
         num_frames: int | None = None,
         steps: int = 60,
         cfg_scale: float = 5.0,
-        flow_shift: float = 9.8,
+        flow_shift: float | None = None,
         seed: int = 42,
         refiner_seed: int = 42,
         mode: str = "bidirectional",
-        refiner: bool = True,
+        refiner: bool | None = None,
         stream: bool = False,
         offload_vae: bool = False,
         offload_refiner: bool = False,
@@ -249,9 +325,12 @@ class WorldModel:
         - c2w (N, 4, 4) camera-to-world (OpenCV, made relative to pose 0); K (N, 3, 3) in pixels of `image` (of the
           model resolution when image is None). num_frames: None = the whole trajectory; snapped to the nearest
           stride·k + 1 that fits.
-        - steps / cfg_scale / flow_shift / seed: the stage-1 sampler (SANA-WM: 60 / 5.0 / 9.8 / 42).
+        - steps / cfg_scale / flow_shift / seed: the stage-1 sampler (SANA-WM: 60 / 5.0 / 9.8 / 42). flow_shift None
+          takes the shift the DiT was trained with (dit/config.json `train.shift`: 4.0 for tiny, whose 9×16 latent
+          grid needs less shift than SANA-WM's 22×40; SANA-WM samples with the shift it trained with too).
           refiner_seed: the refiner's re-noising (SANA-WM `--refiner_seed` 42). mode: "bidirectional" | "ar".
-        - refiner: run the stage-2 refiner if the weights have one (the output then starts at pose 1, §5).
+        - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
+          (`refiner_by_default`: a refiner is present and its config says it is on by default).
         - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
           the refiner, stage 1 runs to its end first and the chunk-causal refiner's blocks are decoded as they
           finish.
@@ -263,10 +342,12 @@ class WorldModel:
             raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if stream and mode != "ar":
             raise UserError("streaming needs mode 'ar' (the bidirectional sampler finishes every frame at once)")
+        if flow_shift is None:
+            flow_shift = self.cfg.train.shift
         if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
             raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
                             f"{flow_shift}")
-        use_refiner = refiner and self.has_refiner
+        use_refiner = self.refiner_by_default if refiner is None else refiner and self.has_refiner
         timings: dict[str, float] = {}
         notes: dict[str, str] = {}
         clock = time.perf_counter()
@@ -362,6 +443,41 @@ class WorldModel:
             first_frame=first if first is not None else output.first_frame, latents=latents.cpu(),
             num_frames=frames, refined=use_refiner, timings=timings, notes=notes,
         )
+
+    @torch.no_grad()
+    def refine(
+        self,
+        result: GenerationResult,
+        prompt: str,
+        c2w: np.ndarray,
+        K: np.ndarray,
+        *,
+        source_hw: tuple[int, int] | None = None,
+        refiner_seed: int = 42,
+        progress: bool = True,
+    ) -> GenerationResult:
+        """Run the bidirectional refiner on the stage-1 latents of `result` (a `generate(..., refiner=False)` of the
+        same prompt, poses and intrinsics; source_hw: the H, W of the image given to it, None = model resolution)
+        and decode: the same frames as `generate(..., refiner=True)` without re-running stage 1. The output drops
+        frame 0 and starts at pose 1, as there."""
+        if result.refined:
+            raise UserError("this result is already refined")
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        cams = prepare_cameras(c2w, K, source_hw or self.image_hw, self.image_hw, self.grid_hw, self.stride,
+                               result.num_frames)
+        camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
+        text, text_mask = self.text_encoder().encode([prompt])
+        latents = refine_latents(self.refiner(), result.latents.to(self.device), text.to(self.device),
+                                 text_mask.to(self.device), camera, seed=refiner_seed, mode="bidirectional",
+                                 progress=progress)
+        timings["refine"] = time.perf_counter() - clock
+        output = _FrameSink(None, 1)
+        self._decode(latents, output, progress)
+        timings["decode"] = time.perf_counter() - clock - timings["refine"]
+        return GenerationResult(frames=output.collected(), c2w=cams.c2w[1:], K=cams.K[1:],
+                                first_frame=result.first_frame, latents=latents.cpu(), num_frames=result.num_frames,
+                                refined=True, timings=timings)
 
     def _decode(self, latents: torch.Tensor, output: _FrameSink, progress: bool) -> None:
         """Chunk-by-chunk decode (`tokenizer.chunk_latents` latents per pass) into `output`."""

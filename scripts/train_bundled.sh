@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe behind the bundled tiny weights (camworld/assets/weights/tiny/): tokenizer, world data, the DiT's
-# progressive stages 1-3, then packaging. Every step resumes after an interruption (rerun the same command).
+# progressive stages 1-4, the refiner LoRA, then packaging. Every step resumes after an interruption (rerun the same command).
 #
 #   bash scripts/train_bundled.sh RUN_DIR [full|quick]
 #
@@ -11,8 +11,8 @@ set -euo pipefail
 run=${1:?usage: train_bundled.sh RUN_DIR [full|quick]}
 mode=${2:-full}
 case "$mode" in
-  full)  vae_steps=6000; s1=600; s2=600; s3=1500; pick= ;;
-  quick) vae_steps=6000; s1=120; s2=120; s3=160; pick=--raw ;;
+  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; refiner_steps=600; pick= ;;
+  quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; refiner_steps=100; pick=--raw ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
@@ -36,5 +36,23 @@ $cw train --preset tiny --stage 2 --data "$run/data" --tokenizer "$run/vae" --ou
 $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --out "$run/s3" --steps "$s3" --threads 1 \
   --init "$(last "$run/s2")" --resume
 
-# 4. package: VAE in fp32, DiT in bf16 (EMA weights; raw weights for the short run), into the bundled layout
-python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$run/s3")" --out camworld/assets/weights/tiny $pick
+# Stage 4 (chunk-causal, what `--mode ar` runs) on 37-frame clips (10 latents: chunks 4+3+3) as two data-parallel
+# processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
+# scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
+# initialisation; at 6e-5 they stayed there (the camera changed the loss by 0.1%), so stage 4 keeps stage 1's 3e-4.
+torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
+  --tokenizer "$run/vae" --out "$run/s4" --steps "$s4" --threads 1 --device cpu --init "$(last "$run/s3")" --resume \
+  --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995
+
+# Stage-2 refiner (sana_wm.md §5): a rank-16 LoRA on the last stage-4 checkpoint, trained with the truncated-σ
+# objective on degraded clips (camworld/train/refiner_train.py), one process of one thread. Its base must be the DiT
+# packaged below: the EMA weights, or the raw ones when packaging with --raw.
+init_weights=--init-ema
+if [ "$pick" = --raw ]; then init_weights=; fi
+$cw train --refiner --data "$run/data" --tokenizer "$run/vae" --out "$run/refiner" --steps "$refiner_steps" \
+  --threads 1 --device cpu --init "$(last "$run/s4")" $init_weights --resume --set train.checkpoint_every=25
+
+# 4. package: VAE in fp32, DiT in bf16 (EMA weights; raw weights for the short run), refiner LoRA in bf16, into the
+# bundled layout
+python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$run/s4")" --refiner "$(last "$run/refiner")" \
+  --out camworld/assets/weights/tiny $pick --refiner-off  # the refiner lost its A/B (README): bundled, off by default

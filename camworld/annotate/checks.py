@@ -77,12 +77,12 @@ def structure_problem(engine: str, per_frame_scale: np.ndarray) -> str | None:
     return None
 
 
-def sim3_problem(engine: str, rmse_m: float, gt_path_m: float) -> str | None:
-    """GT-pose mode: the Sim(3) fit of the engine's centres to the known ones must leave an RMS residual within
-    MAX_SIM3_RMSE_OF_PATH of the known path length."""
-    if rmse_m > MAX_SIM3_RMSE_OF_PATH * gt_path_m:
-        return (f"{engine} trajectory does not fit the known poses (Sim(3) residual {rmse_m:.3g} m on a "
-                f"{gt_path_m:.3g} m path)")
+def sim3_problem(engine: str, rmse_m: float, reference_path_m: float, reference: str = "the known poses") -> str | None:
+    """The Sim(3) fit of the engine's centres to a reference trajectory (known poses, or the depth-PnP chain) must
+    leave an RMS residual within MAX_SIM3_RMSE_OF_PATH of the reference's path length."""
+    if not rmse_m <= MAX_SIM3_RMSE_OF_PATH * reference_path_m:
+        return (f"{engine} trajectory does not fit {reference} (Sim(3) residual {rmse_m:.3g} m on a "
+                f"{reference_path_m:.3g} m path)")
     return None
 
 

@@ -2,11 +2,14 @@
 
 Per frame t, with SfM depths d_P and metric depths d_M at the frame's triangulated points, s_t minimises
 Σ w (s·d_P − d_M)² with inverse-depth weights w = 1/d_M: s_t = Σ w d_P d_M / Σ w d_P². The per-frame scales are
-then smoothed over time, by SANA-WM's EMA (momentum 0.99) or by a robust median, and applied as one per-clip
-multiplier on the translations (SANA-WM's training data stores a per-clip scale). Deliberate difference: the
-per-clip value of the EMA mode is the median of the EMA track (SANA-WM does not say which value it stores).
-GT-pose mode instead fits an Umeyama Sim(3) of the SfM camera centres to known ones, refitted on the 80 % of
-frames with the smallest residuals (SANA-WM's 80th-percentile inlier filtering).
+then smoothed over time, by SANA-WM's EMA (momentum 0.99) or by a robust median, and give a per-clip multiplier
+on the translations (SANA-WM's training data stores a per-clip scale). Deliberate difference: the per-clip value of
+the EMA mode is the median of the EMA track (SANA-WM does not say which value it stores).
+
+`sim3_scale` maps one trajectory onto another: an Umeyama Sim(3) of the camera centres, refitted on the 80 % of
+frames with the smallest residuals (SANA-WM's 80th-percentile inlier filtering). GT-pose mode fits the SfM
+trajectory to the known poses with it; the annotator's depth mode fits it to the metric-depth PnP chain
+(vo_opencv.py) instead of using the per-frame structure scale, see pipeline.py for why.
 """
 
 from __future__ import annotations
@@ -98,16 +101,12 @@ def path_length(c2w: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(np.asarray(c2w)[:, :3, 3], axis=0), axis=1).sum())
 
 
-def gt_pose_scale(sfm_c2w: np.ndarray, gt_c2w: np.ndarray) -> tuple[float, dict]:
-    """Scale mapping the SfM trajectory onto known metric poses (both `[F, 4, 4]`, made relative to frame 0):
-    Umeyama Sim(3) on camera centres, refitted on the frames whose residual is within the 80th percentile.
-    Returns (scale, {"inliers": count, "rmse_m": inlier residual RMS in metres})."""
-    src = relativize(np.asarray(sfm_c2w, np.float64))[:, :3, 3]
-    dst = relativize(np.asarray(gt_c2w, np.float64))[:, :3, 3]
-    if len(src) != len(dst):
-        raise UserError(f"--gt-poses has {len(dst)} poses for {len(src)} frames")
-    if np.linalg.norm(dst - dst.mean(0), axis=1).max() < 1e-6:
-        raise UserError("--gt-poses: the known camera never moves, so it fixes no scale")
+def sim3_scale(src_c2w: np.ndarray, dst_c2w: np.ndarray) -> tuple[float, dict]:
+    """Scale mapping the camera centres of trajectory src onto those of dst (both c2w `[F, 4, 4]`, made relative
+    to frame 0): Umeyama Sim(3), refitted on the frames whose residual is within the 80th percentile.
+    Returns (scale, {"inliers": count, "rmse_m": inlier residual RMS in dst's units})."""
+    src = relativize(np.asarray(src_c2w, np.float64))[:, :3, 3]
+    dst = relativize(np.asarray(dst_c2w, np.float64))[:, :3, 3]
     scale, rot, trans = umeyama_sim3(src, dst)
     residual = np.linalg.norm(scale * src @ rot.T + trans - dst, axis=1)
     keep = residual <= np.percentile(residual, INLIER_PERCENTILE)
@@ -115,3 +114,13 @@ def gt_pose_scale(sfm_c2w: np.ndarray, gt_c2w: np.ndarray) -> tuple[float, dict]
         scale, rot, trans = umeyama_sim3(src[keep], dst[keep])
     residual = np.linalg.norm(scale * src[keep] @ rot.T + trans - dst[keep], axis=1)
     return float(scale), {"inliers": int(keep.sum()), "rmse_m": float(np.sqrt((residual**2).mean()))}
+
+
+def gt_pose_scale(sfm_c2w: np.ndarray, gt_c2w: np.ndarray) -> tuple[float, dict]:
+    """GT-pose mode: `sim3_scale` of the SfM trajectory onto known metric poses (both `[F, 4, 4]`)."""
+    if len(sfm_c2w) != len(gt_c2w):
+        raise UserError(f"--gt-poses has {len(gt_c2w)} poses for {len(sfm_c2w)} frames")
+    dst = relativize(np.asarray(gt_c2w, np.float64))[:, :3, 3]
+    if np.linalg.norm(dst - dst.mean(0), axis=1).max() < 1e-6:
+        raise UserError("--gt-poses: the known camera never moves, so it fixes no scale")
+    return sim3_scale(sfm_c2w, gt_c2w)

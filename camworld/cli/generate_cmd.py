@@ -46,11 +46,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fps", type=int, default=16)
     p.add_argument("--step", type=int, default=60, help="denoising steps")
     p.add_argument("--cfg_scale", type=float, default=5.0)
-    p.add_argument("--flow_shift", type=float, default=9.8)
+    p.add_argument("--flow_shift", type=float, default=None,
+                   help="sampling shift (default: the shift the weights were trained with; SANA-WM's is 9.8)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--mode", default="bidirectional", help="bidirectional | ar")
     p.add_argument("--stream", action="store_true", help="ar only: write each chunk to the video as it is made")
-    p.add_argument("--no_refiner", action="store_true")
+    use = p.add_mutually_exclusive_group()
+    use.add_argument("--no_refiner", action="store_true", help="skip the refiner")
+    use.add_argument("--refiner", action="store_true",
+                     help="run the refiner even if the weights have it off by default")
     p.add_argument("--no_action_overlay", action="store_true")
     p.add_argument("--offload_vae", action="store_true", help="free the VAE between encode and decode")
     p.add_argument("--offload_refiner", action="store_true", help="free the refiner after use")
@@ -96,7 +100,7 @@ def _check_args(args) -> None:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
     if args.stream and args.mode != "ar":
         raise UserError("--stream needs --mode ar")
-    if args.fps <= 0 or args.step < 1 or args.cfg_scale <= 0 or args.flow_shift <= 0:
+    if args.fps <= 0 or args.step < 1 or args.cfg_scale <= 0 or (args.flow_shift is not None and args.flow_shift <= 0):
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
     if args.num_frames is not None and args.num_frames < 1:
         raise UserError(f"--num_frames must be positive, got {args.num_frames}")
@@ -119,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     c2w, painter = _trajectory(args)
     image = load_image(args.image) if args.image is not None else None
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)
+    use_refiner = False if args.no_refiner else (True if args.refiner else None)  # None: the weights' default
+    shift = model.cfg.train.shift if args.flow_shift is None else args.flow_shift
     requested = args.num_frames if args.num_frames is not None else min(len(c2w), DEFAULT_MAX_FRAMES)
     num_frames = snap_num_frames(requested, len(c2w), model.stride)
     source_hw = image.shape[:2] if image is not None else model.image_hw
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = model.generate(
             image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=args.cfg_scale,
-            flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=not args.no_refiner,
+            flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
         begin = time.perf_counter()
@@ -175,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         "fov": args.fov if args.intrinsics is None else None, "translation_speed": args.translation_speed,
         "rotation_speed_deg": args.rotation_speed_deg, "num_frames_requested": args.num_frames,
         "num_frames_sampled": result.num_frames, "num_frames_written": int(len(result.c2w)),
-        "fps": args.fps, "step": args.step, "cfg_scale": args.cfg_scale, "flow_shift": args.flow_shift,
+        "fps": args.fps, "step": args.step, "cfg_scale": args.cfg_scale, "flow_shift": shift,
         "seed": args.seed, "mode": args.mode, "stream": args.stream, "refiner": result.refined,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,

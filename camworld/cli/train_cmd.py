@@ -4,6 +4,8 @@
     camworld train --preset tiny --stage 2 ... --init runs/s1/checkpoints/step_0003000 --out runs/s2
     camworld train --out runs/s1 --resume ...                  # continue an interrupted run exactly
     torchrun --nproc-per-node 2 -m camworld train ...          # data parallel (gloo on CPU, NCCL on CUDA)
+    camworld train --refiner --init runs/s4/checkpoints/step_0001000 ...   # the stage-2 refiner LoRA (§5),
+                                                               # see camworld/cli/train_refiner.py
 
 Config order: preset, then the stage's overrides, then `--set` and `--steps`. A resumed run takes its config from
 its checkpoint (only `--steps` may extend it).
@@ -26,6 +28,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tokenizer", required=True, help="trained VAE checkpoint folder (`camworld vae train`)")
     p.add_argument("--out", required=True, help="run folder: loss.jsonl, loss.png, checkpoints/")
     p.add_argument("--init", default=None, help="checkpoint folder of the previous stage to start from")
+    p.add_argument("--init-ema", dest="init_ema", action="store_true",
+                   help="start from the EMA weights of --init instead of its raw weights")
+    p.add_argument("--refiner", action="store_true",
+                   help="train the stage-2 refiner: a LoRA on the stage-4 DiT given by --init (--stage unused)")
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the stage's)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
@@ -68,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     resume_from = latest_checkpoint(args.out) if args.resume else None
+    if args.refiner:
+        from camworld.cli.train_refiner import run_refiner
+
+        return run_refiner(args, resume_from)
+    if resume_from is not None and any(k.endswith(".lora_A") for k in resume_from.model):
+        raise UserError(f"{args.out} holds a refiner run: resume it with --refiner")
     cfg = _config(args, resume_from)
     stage = get_stage(cfg.train.stage)
     init_state = None
@@ -76,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"stage {stage.number} ({stage.name}) starts from stage {stage.init_from}: "
                             "pass --init CKPT")
         if args.init is not None:
-            init_state = load_weights(args.init)
+            init_state = load_weights(args.init, ema=args.init_ema)
     vae = load_vae(args.tokenizer)
     tok = vae.cfg
     if (tok.latent_channels, tok.temporal_stride) != (cfg.model.in_channels, cfg.model.temporal_stride):

@@ -6,6 +6,9 @@ the identity pose at the model's resolution with the intrinsics `camworld genera
 `DEFAULT_FOV`), the prompt is the world's caption (also the `generate` default), and the trajectory is an action
 string rolled out with the v3 DSL. Three systems are scored per frame window with PSNR and SSIM against the render:
 - "model": `WorldModel.generate`;
+- "model+refiner" (only with `refiner_ab`): the same stage-1 latents (same seeds) refined by the stage-2 refiner
+  (`WorldModel.refine`, sana_wm.md §5); "model" is then stage 1 alone. The refined video starts at pose 1 (the refiner
+  drops frame 0), so its frame i is scored against the render of pose i + 1;
 - "repeat_first_frame": the conditioning image held for every frame;
 - "no_camera": the same weights with `CameraInputs` replaced by None, i.e. both camera branches skipped
   (`WorldDiT.forward`: "camera None (no camera control)"); the refiner, when used, gets no cameras either.
@@ -16,6 +19,9 @@ Yaw test: "a-32" (yaw left) and "d-32" (yaw right); the horizontal shift between
 frame is measured with phase correlation (`cv2.phaseCorrelate` on grayscale float32 with a Hanning window; positive
 dx = content moved right). Yaw left must move content right. The convention is checked on ground-truth renders in
 the same run.
+
+Per system, the drop from the first window (0-5 s) to the last (50-60 s) is also reported (PSNR and SSIM of the
+first minus the last, per seed): how much the video degrades over the minute, what the refiner should reduce.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ DEFAULT_FOV = 70.0  # `camworld generate --fov` default
 YAW_ACTIONS = {"left": "a-32", "right": "d-32"}
 PSNR_CAP = 100.0  # dB; identical frames (a static world repeated) would otherwise give inf
 SYSTEMS = ("model", "repeat_first_frame", "no_camera")
+REFINED = "model+refiner"
 NO_CAMERA_NOTE = ("no_camera = the same weights with CameraInputs=None (UCPE and Plücker branches skipped, "
                   "and in the refiner when one runs), not identity poses + zero Plücker")
 
@@ -65,7 +72,9 @@ class FollowingSettings:
     cfg_scale: float = 5.0
     mode: str = "bidirectional"
     refiner: bool = True
+    refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
     noise_seed: int = 42
+    refiner_seed: int = 42
     fov: float = DEFAULT_FOV
 
     def check(self) -> None:
@@ -77,20 +86,32 @@ class FollowingSettings:
         if self.num_frames < 2:
             raise UserError(f"num_frames must be >= 2, got {self.num_frames}")
 
+    @property
+    def stage1_refiner(self) -> bool:
+        """Whether "model" (and "no_camera") run the refiner: not in an A/B run, where "model" is stage 1 alone."""
+        return self.refiner and not self.refiner_ab
+
+    def systems(self) -> tuple[str, ...]:
+        return (SYSTEMS[0], REFINED, *SYSTEMS[1:]) if self.refiner_ab else SYSTEMS
+
 
 @dataclass
 class FollowingResult:
     """Scores of one run: per_seed[i] = {"seed", system: {window: {"psnr", "ssim"}}}; windows: name -> [first,
-    last] pose index (inclusive); yaw: per-seed shifts and agreement rates (empty without yaw seeds)."""
+    last] pose index (inclusive); drop: system -> first-window minus last-window PSNR / SSIM (mean, std over seeds);
+    yaw: per-seed shifts and agreement rates (empty without yaw seeds)."""
 
     settings: dict
     windows: dict[str, list[int]]
+    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     per_seed: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    drop: dict = field(default_factory=dict)
     beats: dict = field(default_factory=dict)
     yaw: dict = field(default_factory=dict)
     camera_ablation: str = NO_CAMERA_NOTE
-    examples: dict = field(default_factory=dict, repr=False)  # seed -> system -> frames, for the figures only
+    # seed -> {system: frames, "truth": frames, "offsets": {name: pose of its frame 0}}, for the figures only
+    examples: dict = field(default_factory=dict, repr=False)
 
 
 def trajectory(action: str, num_frames: int) -> np.ndarray:
@@ -175,16 +196,17 @@ def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray
               settings: FollowingSettings):
     return model.generate(image, prompt, c2w, np.repeat(K[None], len(c2w), axis=0), num_frames=len(c2w),
                           steps=settings.steps, cfg_scale=settings.cfg_scale, seed=settings.noise_seed,
-                          mode=settings.mode, refiner=settings.refiner, progress=False)
+                          refiner_seed=settings.refiner_seed, mode=settings.mode, refiner=settings.stage1_refiner,
+                          progress=False)
 
 
 def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str, list[int]],
                settings: FollowingSettings) -> tuple[dict, dict]:
-    """({"seed", system: window scores}, system -> output frames plus "truth") for one world."""
+    """({"seed", system: window scores}, system -> output frames plus "truth" and "offsets") for one world."""
     world = World(seed)
     image, K = first_frame(world, model.image_hw, settings.fov)
     result = _generate(model, image, world.caption, c2w, K, settings)
-    with camera_blind(model, settings.refiner):
+    with camera_blind(model, settings.stage1_refiner):
         blind = _generate(model, image, world.caption, c2w, K, settings)
     truth, _ = world.render(result.c2w, result.K, *model.image_hw)
     offset = len(c2w) - len(result.frames)  # 1 with the refiner (its output starts at pose 1)
@@ -193,8 +215,16 @@ def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str,
         "repeat_first_frame": np.repeat(result.first_frame[None], len(truth), axis=0),
         "no_camera": blind.frames,
     }
+    offsets = dict.fromkeys([*outputs, "truth"], offset)
     row = {"seed": seed, **{name: window_scores(frames, truth, windows, offset) for name, frames in outputs.items()}}
-    return row, {**outputs, "truth": truth, "offset": offset}
+    # wall-clock of the two stage-1 generations (`GenerationResult.timings["total"]`), for the README's timings
+    row["seconds"] = {"model": round(result.timings["total"], 1), "no_camera": round(blind.timings["total"], 1)}
+    if settings.refiner_ab:  # the stage-1 result covers every pose (offset 0); the refined one starts at pose 1
+        refined = model.refine(result, world.caption, c2w, np.repeat(K[None], len(c2w), axis=0),
+                               refiner_seed=settings.refiner_seed, progress=False)
+        outputs[REFINED], offsets[REFINED] = refined.frames, 1
+        row[REFINED] = window_scores(refined.frames, truth[1:], windows, 1)
+    return row, {**outputs, "truth": truth, "offsets": offsets}
 
 
 def horizontal_shift(first: np.ndarray, last: np.ndarray) -> float:
@@ -227,9 +257,11 @@ def _agrees(row: dict, who: str) -> bool:
 
 
 def summarize(result: FollowingResult) -> None:
-    """Fill `summary` (mean / std over seeds), `beats` (model mean above both baselines' on PSNR and SSIM) and the
-    yaw agreement rates, from `per_seed` and `yaw["per_seed"]`."""
-    for system in SYSTEMS:
+    """Fill `summary` (mean / std over seeds), `drop` (first minus last window, mean / std over seeds), `beats`
+    (model mean above both baselines' on PSNR and SSIM) and the yaw agreement rates, from `per_seed` and
+    `yaw["per_seed"]`."""
+    first, last = (list(result.windows)[i] for i in (0, -1)) if result.windows else (None, None)
+    for system in result.systems if result.per_seed else ():
         result.summary[system] = {}
         for window in result.windows:
             stats = {}
@@ -237,6 +269,11 @@ def summarize(result: FollowingResult) -> None:
                 values = [row[system][window][metric] for row in result.per_seed]
                 stats[f"{metric}_mean"], stats[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
             result.summary[system][window] = stats
+        result.drop[system] = {}
+        for metric in ("psnr", "ssim"):
+            values = [row[system][first][metric] - row[system][last][metric] for row in result.per_seed]
+            result.drop[system][f"{metric}_mean"] = float(np.mean(values))
+            result.drop[system][f"{metric}_std"] = float(np.std(values))
     for window in result.windows:
         mine = result.summary["model"][window]
         verdict = {base: all(mine[f"{m}_mean"] > result.summary[base][window][f"{m}_mean"] for m in ("psnr", "ssim"))
@@ -259,11 +296,13 @@ def run_following(model: WorldModel, settings: FollowingSettings, *, progress: b
         windows = frame_windows(num_frames)
     else:
         c2w, windows = None, {}
+    if settings.refiner_ab and not model.has_refiner:
+        raise UserError(f"the refiner A/B needs weights with a refiner/, {model.path} has none")
     result = FollowingResult(settings={**asdict(settings), "seeds": list(settings.seeds),
                                        "yaw_seeds": list(settings.yaw_seeds), "weights": str(model.path),
-                                       "image_hw": list(model.image_hw), "refiner_used": settings.refiner and
+                                       "image_hw": list(model.image_hw), "refiner_used": settings.stage1_refiner and
                                        model.has_refiner, "num_frames_used": None if c2w is None else len(c2w)},
-                             windows=windows)
+                             windows=windows, systems=list(settings.systems()))
     for seed in tqdm(settings.seeds, desc="follow (model + no-camera)", disable=not progress):
         row, frames = score_seed(model, seed, c2w, windows, settings)
         result.per_seed.append(row)
@@ -287,10 +326,16 @@ def markdown_table(result: FollowingResult) -> str:
                   + "; ".join(f"{w}: {a}-{b}" for w, (a, b) in result.windows.items()),
                   f"Camera ablation: {result.camera_ablation}", "",
                   f"| system | window | PSNR (dB), mean ± std over {n} seeds | SSIM |", "|---|---|---|---|"]
-        for system in SYSTEMS:
+        for system in result.systems:
             for window, s in result.summary[system].items():
                 lines.append(f"| {system} | {window} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | "
                              f"{s['ssim_mean']:.4f} ± {s['ssim_std']:.4f} |")
+        first, last = list(result.windows)[0], list(result.windows)[-1]
+        lines += ["", f"| system | drop {first} minus {last}: PSNR (dB) | SSIM |", "|---|---|---|"]
+        for system in result.systems:
+            d = result.drop[system]
+            lines.append(f"| {system} | {d['psnr_mean']:.2f} ± {d['psnr_std']:.2f} | "
+                         f"{d['ssim_mean']:.4f} ± {d['ssim_std']:.4f} |")
         lines.append("")
         for window, verdict in result.beats.items():
             words = ", ".join(f"{base}: {'yes' if verdict[base] else 'no'}" for base in SYSTEMS[1:])
@@ -320,21 +365,23 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
     with atomic_path(paths[0]) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     if result.examples:
-        shown = ("model", "no_camera", "truth")
+        shown = tuple(s for s in ("model", REFINED, "no_camera") if s in result.systems) + ("truth",)
         seeds = list(result.examples)
         fig, axes = plt.subplots(len(seeds) * len(shown), num_times, squeeze=False,
                                  figsize=(2.4 * num_times, 1.6 * len(seeds) * len(shown)))
         for i, seed in enumerate(seeds):
             frames = result.examples[seed]
-            count = len(frames["truth"])
-            picks = np.linspace(0, count - 1, num_times).round().astype(int)
+            offsets = frames["offsets"]
+            first_pose = max(offsets[name] for name in shown)
+            last_pose = offsets["truth"] + len(frames["truth"]) - 1
+            poses = np.linspace(first_pose, last_pose, num_times).round().astype(int)
             for j, name in enumerate(shown):
-                for k, pick in enumerate(picks):
+                for k, pose in enumerate(poses):
                     ax = axes[i * len(shown) + j, k]
-                    ax.imshow(frames[name][pick])
+                    ax.imshow(frames[name][pose - offsets[name]])
                     ax.set_xticks([])
                     ax.set_yticks([])
-                    ax.set_title(f"seed {seed} {name} pose {pick + frames['offset']}", fontsize=6)
+                    ax.set_title(f"seed {seed} {name} pose {pose}", fontsize=6)
         fig.tight_layout()
         paths.append(out_dir / "frames.png")
         with atomic_path(paths[-1]) as tmp:
@@ -342,14 +389,14 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
         plt.close(fig)
     if result.summary:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        width = 0.8 / len(SYSTEMS)
+        width = 0.8 / len(result.systems)
         windows = list(result.windows)
         for ax, metric in zip(axes, ("psnr", "ssim"), strict=True):
-            for i, system in enumerate(SYSTEMS):
+            for i, system in enumerate(result.systems):
                 stats = [result.summary[system][w] for w in windows]
                 ax.bar(np.arange(len(windows)) + i * width, [s[f"{metric}_mean"] for s in stats], width,
                        yerr=[s[f"{metric}_std"] for s in stats], label=system, capsize=3)
-            ax.set_xticks(np.arange(len(windows)) + width * (len(SYSTEMS) - 1) / 2, windows)
+            ax.set_xticks(np.arange(len(windows)) + width * (len(result.systems) - 1) / 2, windows)
             ax.set_title("PSNR (dB)" if metric == "psnr" else "SSIM")
         axes[0].legend(fontsize=7)
         fig.tight_layout()

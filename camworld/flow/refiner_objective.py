@@ -20,8 +20,8 @@ training loss simply runs the model with `causal=True`; `with_chunk_plan` re-pla
 the streaming refiner.
 
 Deliberate differences: σ_t is continuous (inverse-CDF truncation of the logit-normal), not drawn on the base
-trainer's 1000-level grid; and there is no caption dropout, since the refiner runs without guidance. SANA-WM trains
-a LoRA on LTX-2; camworld trains the whole refiner, initialised from the stage-1 weights if the caller wants.
+trainer's 1000-level grid; and there is no caption dropout, since the refiner runs without guidance. Like SANA-WM
+(a LoRA on LTX-2), camworld trains the refiner as a LoRA on the stage-4 DiT (`camworld.train.refiner_train`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ frame is the first camera's, as in the action DSL), and no camera centre within 
   Catmull-Rom positions, Squad rotations, arc-length retiming with speed ≤ 0.4 m/s and angular speed ≤ 12°/s.
 - `revisit_trajectory`: templates that come back to earlier viewpoints (out-and-back, loop, figure-eight,
   orbit), retimed the same way, with their revisit pairs (`find_revisit_pairs`) in the metadata.
+- `keyframe_trajectory`: a caller's keyframes (position, yaw, pitch), joined and retimed the same way; the
+  benchmark's scripted templates (camworld.eval.bench_scenes) are built with it.
 """
 
 from __future__ import annotations
@@ -283,3 +285,62 @@ def revisit_trajectory(world, num_frames: int, seed: int, template: str | None =
 def _dense_path(path: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     positions, yaw, pitch = path
     return positions, make_continuous(quat_from_yaw_pitch(yaw, pitch))
+
+
+def _keyframe_path(keys: np.ndarray, position_scale: float, angle_scale: float, dense_per_segment: int):
+    """Dense (positions, quats) through keyframes [N, 5] (x, y, z, yaw°, pitch°), positions and angles scaled."""
+    positions, segment, t = catmull_rom(keys[:, :3] * position_scale, dense_per_segment)
+    angles = np.radians(keys[:, 3:5]) * angle_scale
+    quats = make_continuous(quat_from_yaw_pitch(angles[:, 0], angles[:, 1]))
+    return positions, squad(quats, squad_controls(quats), segment, t)
+
+
+def _angle_scale(keys: np.ndarray, dense: int, duration: float, max_angular_deg: float) -> float:
+    """1, or the factor the keyframe angles must shrink by so that turning alone (standing still) takes at most
+    70 % of the clip at the angular limit (the rest is left for paths that walk and turn in turns)."""
+    scale = 1.0
+    for _ in range(12):
+        positions, quats = _keyframe_path(keys, 0.0, scale, dense)
+        needed = float(step_times(positions, quats, np.inf, max_angular_deg, len(positions) // 64).sum())
+        if needed <= 0.7 * duration:
+            return scale
+        scale *= 0.7 * 0.98 * duration / needed
+    raise UserError(f"cannot turn through the keyframes in {duration:g} s at {max_angular_deg}°/s")
+
+
+def keyframe_trajectory(world, num_frames: int, draw: Callable[[], np.ndarray], *, kind: str = "keyframe",
+                        fps: int = FPS, max_speed: float = MAX_SPEED, max_angular_deg: float = MAX_ANGULAR_DEG,
+                        margin: float = MARGIN, max_attempts: int = 16) -> tuple[np.ndarray, dict]:
+    """A path through keyframes drawn by `draw()` -> [N, 5] (x, y, z in metres, yaw°, pitch°; N >= 2, row 0 the
+    start at the origin looking along +Z; consecutive keyframes at most 90° apart in yaw and in pitch, beyond which
+    Squad can flip through a half turn), c2w `[num_frames, 4, 4]`.
+
+    Joined as `waypoint_trajectory` does (Catmull-Rom, Squad, retimed at ≤ `max_speed` and ≤ `max_angular_deg`).
+    Unlike it, the angles keep their values unless the clip is too short to turn through them at the limit even
+    standing still in 70 % of it (then they shrink: meta `angle_scale` < 1); otherwise only the positions shrink to fit
+    (`position_scale`). On a collision the positions shrink by 30 % up to 3 times (SANA-WM's retry, sana_wm.md
+    §8.1), then `draw()` is called for a new layout.
+    """
+    _check_start(world, num_frames, margin)
+    duration = (num_frames - 1) / fps
+    for attempt in range(max_attempts):
+        if attempt % 4 == 0:
+            keys = np.asarray(draw(), dtype=np.float64)
+            if keys.ndim != 2 or keys.shape[1] != 5 or len(keys) < 2:
+                raise UserError(f"keyframes must have shape (N >= 2, 5), got {keys.shape}")
+            if not np.allclose(keys[0], 0):
+                raise UserError(f"{kind}: the first keyframe must be the start pose (origin, yaw 0, pitch 0)")
+            if np.abs(np.diff(keys[:, 3:5], axis=0)).max() > 90:
+                raise UserError(f"{kind}: consecutive keyframes turn more than 90° in yaw or pitch")
+            dense = max(16, 12 * num_frames // (len(keys) - 1))
+            angle_scale = _angle_scale(keys, dense, duration, max_angular_deg)
+        shrink = 0.7 ** (attempt % 4)
+        c2w, scale, needed = _fit_to_duration(
+            lambda s, keys=keys, shrink=shrink, dense=dense, a=angle_scale: _keyframe_path(keys, shrink * s, a, dense),
+            num_frames, fps, max_speed, max_angular_deg)
+        if not world.collides(c2w[:, :3, 3], margin=margin).any():
+            meta = {"kind": kind, **_limits_meta(num_frames, fps, max_speed, max_angular_deg),
+                    "position_scale": shrink * scale, "angle_scale": angle_scale, "traversal_s": needed,
+                    "attempts": attempt + 1, "keyframes_xyz_yaw_pitch": np.round(keys, 4).tolist()}
+            return _finish(c2w), meta
+    raise _no_path(kind, world, max_attempts, margin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,26 @@ def test_short_orbit_through_colmap(tmp_path):
     assert errors["RotErr"] <= 1.0
     assert errors["TransErr"] <= 0.05 * path_length(clip.c2w)
     assert abs(scale_error(a.c2w, clip.c2w)) <= 0.1
+
+
+def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
+    """A COLMAP model in a gauge 7 times smaller than metres gets its scale from the Sim(3) onto the metric
+    depth-PnP chain, or, when the chain registers too few frames, from SANA-WM's per-frame structure scale."""
+    import camworld.annotate.pipeline as pipeline
+
+    clip = small_orbit
+    metric = run_opencv_chain(clip.frames, clip.K.astype(float), clip.depth)
+    model = dataclasses.replace(metric, c2w=metric.c2w.copy(), engine="colmap",
+                                observations=[(uv, d / 7.0) for uv, d in metric.observations])
+    model.c2w[:, :3, 3] /= 7.0
+    monkeypatch.setattr(pipeline, "run_colmap", lambda frames, K: dataclasses.replace(model))
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+    assert a.notes["scale_source"] == "metric_depth_pnp_chain_sim3"
+    assert a.scale == pytest.approx(7.0, rel=1e-3)
+
+    lost = dataclasses.replace(metric, registered=np.arange(len(clip.frames)) < 5)
+    monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: lost)
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+    assert a.notes["scale_source"] == "metric_depth_structure"
+    assert "registered 5/20" in a.notes["chain_unused"]
+    assert a.scale == pytest.approx(7.0, rel=0.05)

@@ -18,7 +18,7 @@ def test_bundled_weights_load_and_generate():
     K = np.array([[w / 2, 0, (w - 1) / 2], [0, w / 2, (h - 1) / 2], [0, 0, 1]], dtype=np.float32)
     c2w = action_string_to_c2w("w-8")
     Ks = np.repeat(K[None], len(c2w), 0)
-    result = model.generate(image, "a meadow", c2w, Ks, num_frames=9, steps=2, progress=False)
+    result = model.generate(image, "a meadow", c2w, Ks, num_frames=9, steps=2, refiner=False, progress=False)
     assert result.frames.shape == (9, h, w, 3) and result.frames.dtype == np.uint8
     assert torch.equal(result.latents[:, :1], model.encode_image(model.prepare_image(image)))
     np.testing.assert_allclose(result.c2w, c2w[:9], atol=1e-6)
