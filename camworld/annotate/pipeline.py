@@ -7,7 +7,11 @@ scale comes from metric depth (the depth net, or --depth-dir maps: SANA-WM's GT-
 one-line reason, before anything is written: a shard is written whole or not at all.
 
 Metric depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
-construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. Deliberate
+construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. When the chain's
+trajectory does not fit COLMAP's the clip is rejected, neither engine being trusted: measured on 64-frame orbits,
+one COLMAP model passed every other check with 2.7° rotation and 12 % translation error (and a structure scale 24
+times too large), while on another the chain with depth-net depth was the wrong one (7.9 % translation error,
+COLMAP 0.3 %). Deliberate
 difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame scales, their filter and as the
 fallback when the chain cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m deep, and COLMAP's
 structure depth relative to its own trajectory is off by up to 11 % there (rotation and relief trade off; measured
@@ -20,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +35,11 @@ from camworld.annotate.checks import (
     camera_filter_problem,
     check_pairs,
     engine_problem,
+    rotation_outlier_frames,
     sim3_problem,
     structure_problem,
 )
-from camworld.annotate.metric_scale import fuse_scale, gt_pose_scale, path_length, sim3_scale
+from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale, path_length, sim3_scale
 from camworld.annotate.sfm_colmap import run_colmap
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
 from camworld.annotate.vo_opencv import run_opencv_chain
@@ -73,6 +78,18 @@ def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: 
     return run_opencv_chain(frames, chain_K, depth_for(chain_K), features)
 
 
+def _drop_frames(result: SfMResult, frames: np.ndarray) -> SfMResult:
+    """The engine's result with `frames` (indices `[K]`) unregistered, their observations removed."""
+    if len(frames) == 0:
+        return result
+    registered = result.registered.copy()
+    registered[frames] = False
+    observations = [(np.zeros((0, 2)), np.zeros(0)) if not registered[f] else obs
+                    for f, obs in enumerate(result.observations)]
+    return replace(result, registered=registered, observations=observations,
+                   notes={**result.notes, "rotation_outlier_frames": frames.tolist()})
+
+
 def _memoised(depth_for: DepthSource | None) -> DepthSource | None:
     """`depth_for` computing each K's depth once (the engines and the scale step ask for the same maps)."""
     if depth_for is None:
@@ -88,43 +105,55 @@ def _memoised(depth_for: DepthSource | None) -> DepthSource | None:
     return depth
 
 
-def _chain_scale(result: SfMResult, c2w: np.ndarray, chain: SfMResult) -> tuple[float | None, dict]:
-    """(scale, notes) of the Sim(3) from an engine's relativised poses c2w `[F, 4, 4]` onto the metric depth-PnP
-    chain's, over frames both registered; scale None (with the reason in the notes) when the chain registered too
-    few frames or its trajectory does not fit the engine's."""
+def _chain_scale(result: SfMResult, c2w: np.ndarray, chain: SfMResult) -> tuple[float | None, dict, str | None]:
+    """(scale, notes, problem) of the Sim(3) from an engine's relativised poses c2w `[F, 4, 4]` onto the metric
+    depth-PnP chain's, over frames both registered. Scale None with the reason in the notes when the chain
+    registered too few frames to fix it; a problem (the engine is rejected) when the two trajectories disagree."""
     both = result.registered & chain.registered
     if both.mean() < MIN_REGISTERED_FRACTION:
         return None, {"chain_unused": f"the depth-PnP chain registered {int(chain.registered.sum())}/{len(both)} "
-                                      f"frames"}
-    chain_c2w = chain.c2w[both]
-    scale, fit = sim3_scale(c2w[both], chain_c2w)
+                                      f"frames"}, None
+    scale, fit = sim3_scale(c2w[both], chain.c2w[both])
     notes = {f"chain_sim3_{k}": v for k, v in fit.items()}
-    problem = sim3_problem(result.engine, fit["rmse_m"], path_length(chain_c2w), "the depth-PnP chain")
-    if problem is not None:
-        return None, {**notes, "chain_unused": problem}
-    return scale, notes
+    # The engine's path in metres, not the chain's: a chain that jitters has a longer path than it travelled.
+    metric_path = scale * path_length(c2w[both])
+    return scale, notes, sim3_problem(result.engine, fit["rmse_m"], metric_path, "the depth-PnP chain")
+
+
+@dataclass
+class _ScaleStep:
+    """The metric-scale step's outcome for one engine: the per-clip scale, the per-frame structure scales (None in
+    GT-pose mode), notes for the metadata, why the engine is rejected (or None), and whether that is because its
+    trajectory and the depth-PnP chain's disagree (then no engine's poses are trusted)."""
+
+    scale: float
+    estimate: ScaleEstimate | None
+    notes: dict
+    problem: str | None = None
+    engines_disagree: bool = False
 
 
 def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | None, gt_c2w: np.ndarray | None,
-                  frames: np.ndarray, features, smoothing: str):
-    """(scale, ScaleEstimate or None, notes, problem or None) for an engine's relativised poses c2w `[F, 4, 4]`."""
+                  frames: np.ndarray, features, smoothing: str) -> _ScaleStep:
+    """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`."""
     if gt_c2w is not None:
         scale, fit = gt_pose_scale(c2w, gt_c2w)
         problem = sim3_problem(result.engine, fit["rmse_m"], path_length(gt_c2w))
-        return scale, None, {"scale_source": "gt_poses_sim3", **{f"sim3_{k}": v for k, v in fit.items()}}, problem
+        return _ScaleStep(scale, None, {"scale_source": "gt_poses_sim3", **{f"sim3_{k}": v for k, v in fit.items()}},
+                          problem)
     depth = depth_for(result.K)
     estimate = fuse_scale(result.observations, depth, frames.shape[1:3], smoothing)
     notes = {"scale_smoothing": smoothing, "scale_cv": round(estimate.coefficient_of_variation, 4)}
     problem = structure_problem(result.engine, estimate.per_frame)
     if problem is not None:
-        return estimate.scale, estimate, notes, problem
+        return _ScaleStep(estimate.scale, estimate, notes, problem)
     if result.engine == "opencv":
-        return 1.0, estimate, {"scale_source": "metric_depth_pnp", **notes}, None
-    chain = run_opencv_chain(frames, result.K, depth, features)
-    scale, chain_notes = _chain_scale(result, c2w, chain)
+        return _ScaleStep(1.0, estimate, {"scale_source": "metric_depth_pnp", **notes})
+    scale, chain_notes, problem = _chain_scale(result, c2w, run_opencv_chain(frames, result.K, depth, features))
     if scale is None:
-        return estimate.scale, estimate, {"scale_source": "metric_depth_structure", **notes, **chain_notes}, None
-    return scale, estimate, {"scale_source": "metric_depth_pnp_chain_sim3", **notes, **chain_notes}, None
+        return _ScaleStep(estimate.scale, estimate, {"scale_source": "metric_depth_structure", **notes, **chain_notes})
+    return _ScaleStep(scale, estimate, {"scale_source": "metric_depth_pnp_chain_sim3", **notes, **chain_notes},
+                      problem, engines_disagree=problem is not None)
 
 
 def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
@@ -150,30 +179,39 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
     failures, result, colmap_K = [], None, None
     for name in ENGINES[engine]:
         progress(f"running {name}")
+        step = None
         candidate = _run_engine(name, frames, K, depth_for, features, colmap_K)
         if name == "colmap" and candidate.registered.any():
             colmap_K = candidate.K
         key = np.round(candidate.K, 6).tobytes()
         if key not in essential_cache:
             essential_cache[key] = two_view.essential_rotations(features, candidate.K, check_pairs(len(frames)))
+        candidate = _drop_frames(candidate, rotation_outlier_frames(candidate.c2w, candidate.registered,
+                                                                    essential_cache[key]))
         problem = engine_problem(candidate, essential_cache[key])
         if problem is None:
             c2w = relativize(fill_unregistered(candidate.c2w, candidate.registered))
-            scale, estimate, scale_notes, problem = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames,
-                                                                  features, smoothing)
+            step = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames, features, smoothing)
+            problem = step.problem
         if problem is None:
             result = candidate
             break
         failures.append(problem)
+        if step is not None and step.engines_disagree:
+            # A complete, checked COLMAP model against the chain: either may be the wrong one (measured both ways),
+            # so the chain is not taken as the fallback.
+            failures.append("so the OpenCV chain is not trusted either")
+            break
     if result is None:
         raise UserError("pose recovery failed, no poses written: " + "; ".join(failures))
     notes = {"rejected_engines": failures, **{f"{result.engine}_{k}": v for k, v in result.notes.items()},
-             "reprojection_px": round(result.reprojection_px, 4), **scale_notes}
+             "reprojection_px": round(result.reprojection_px, 4), **step.notes}
+    estimate = step.estimate
     problem = camera_filter_problem(result.K, image_hw, estimate.coefficient_of_variation if estimate else None)
     if problem is not None:
         raise UserError(f"clip rejected by the camera filters: {problem}")
-    c2w[:, :3, 3] *= scale
-    return Annotation(c2w.astype(np.float32), result.K.astype(np.float32), float(scale),
+    c2w[:, :3, 3] *= step.scale
+    return Annotation(c2w.astype(np.float32), result.K.astype(np.float32), float(step.scale),
                       estimate.per_frame if estimate else None, result.engine, int(result.registered.sum()), notes)
 
 

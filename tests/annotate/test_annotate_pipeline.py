@@ -104,7 +104,8 @@ def test_short_orbit_through_colmap(tmp_path):
 
 def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
     """A COLMAP model in a gauge 7 times smaller than metres gets its scale from the Sim(3) onto the metric
-    depth-PnP chain, or, when the chain registers too few frames, from SANA-WM's per-frame structure scale."""
+    depth-PnP chain, or, when the chain registers too few frames, from SANA-WM's per-frame structure scale; a
+    model whose trajectory the chain does not fit is rejected."""
     import camworld.annotate.pipeline as pipeline
 
     clip = small_orbit
@@ -123,3 +124,10 @@ def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
     assert a.notes["scale_source"] == "metric_depth_structure"
     assert "registered 5/20" in a.notes["chain_unused"]
     assert a.scale == pytest.approx(7.0, rel=0.05)
+
+    wrong = dataclasses.replace(metric, c2w=metric.c2w.copy())
+    order = np.random.default_rng(0).permutation(len(clip.frames))
+    wrong.c2w[:, :3, 3] = metric.c2w[order, :3, 3]  # the chain visits the path's points out of order
+    monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: wrong)
+    with pytest.raises(UserError, match="does not fit the depth-PnP chain .*; so the OpenCV chain is not trusted"):
+        annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="auto")

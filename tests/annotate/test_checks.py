@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from camworld.annotate import two_view
-from camworld.annotate.checks import camera_filter_problem, check_pairs, engine_problem, rotation_discrepancies
+from camworld.annotate.checks import (
+    camera_filter_problem,
+    check_pairs,
+    engine_problem,
+    rotation_discrepancies,
+    rotation_outlier_frames,
+)
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
 
 
@@ -42,6 +48,19 @@ def test_consistent_rotations_pass_and_drifting_ones_are_rejected():
     wrong = _trajectory(20, 2.0)  # plausible-looking, but turning four times too fast
     problem = engine_problem(_result(wrong), essential)
     assert problem is not None and "disagree with essential-matrix rotations" in problem
+
+
+def test_one_turned_camera_is_found_though_the_clip_wide_check_passes():
+    truth = _trajectory(30, 0.5)
+    essential = _essential_from(truth)
+    assert len(rotation_outlier_frames(truth, np.ones(30, bool), essential)) == 0
+    turned = truth.copy()
+    turned[17, :3, :3] = turned[17, :3, :3] @ _rot_y(130.0)
+    assert engine_problem(_result(turned), essential) is None
+    np.testing.assert_array_equal(rotation_outlier_frames(turned, np.ones(30, bool), essential), [17])
+    registered = np.ones(30, bool)
+    registered[17] = False  # an unregistered frame is not an outlier, whatever its pose holds
+    assert len(rotation_outlier_frames(turned, registered, essential)) == 0
 
 
 def test_registration_and_reprojection_limits():
