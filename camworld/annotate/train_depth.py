@@ -22,6 +22,7 @@ from camworld.annotate.depth_net import (
     CANONICAL_FOCAL,
     DepthNet,
     DepthNetConfig,
+    load_depth_net,
     save_depth_net,
 )
 from camworld.errors import UserError
@@ -42,6 +43,7 @@ class DepthTrainSpec:
     views_per_world: int = 8
     val_worlds: int = 20
     seed: int = 0
+    init: str | None = None  # a saved depth net to continue from (its config is kept), else a fresh one
 
 
 def _random_pose(rng: np.random.Generator) -> np.ndarray:
@@ -132,7 +134,8 @@ def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[st
         raise UserError("steps, batch and train_worlds must be positive")
     if spec.train_worlds > VAL_SEEDS.start:
         raise UserError(f"at most {VAL_SEEDS.start} training worlds (seeds 0..{VAL_SEEDS.start - 1})")
-    cfg = DepthNetConfig()
+    start = load_depth_net(spec.init) if spec.init else None
+    cfg = start.cfg if start is not None else DepthNetConfig()
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     started = time.time()
@@ -140,7 +143,7 @@ def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[st
     rgb, target = render_depth_pairs(train_seeds, spec.views_per_world, cfg.input_hw, seed=spec.seed)
     val_rgb, val_target = render_depth_pairs(list(VAL_SEEDS)[:spec.val_worlds], 4, cfg.input_hw, seed=spec.seed + 1)
     log(f"rendered {len(rgb)} training and {len(val_rgb)} validation pairs in {time.time() - started:.0f} s")
-    net = DepthNet(cfg)
+    net = start.train() if start is not None else DepthNet(cfg)
     params = sum(p.numel() for p in net.parameters())
     log(f"DepthNet widths {cfg.widths}: {params / 1e6:.2f} M parameters")
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=1e-4)
@@ -165,8 +168,9 @@ def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[st
             log(f"step {step + 1}/{spec.steps} train log-L1 {loss.item():.4f} val log-L1 {metrics['log_l1']:.4f} "
                 f"val abs-rel {metrics['abs_rel']:.4f} ({time.time() - started:.0f} s)")
     metrics = evaluate(net, val_rgb, val_target)
-    info = {"steps": spec.steps, "batch": spec.batch, "lr": spec.lr, "train_worlds": spec.train_worlds,
-            "views_per_world": spec.views_per_world, "train_seed_limit": TRAIN_SEED_LIMIT,
+    info = {"init": spec.init, "steps": spec.steps, "batch": spec.batch, "lr": spec.lr,
+            "train_worlds": spec.train_worlds, "views_per_world": spec.views_per_world,
+            "train_seed_limit": TRAIN_SEED_LIMIT,
             "val_seeds": [VAL_SEEDS.start, VAL_SEEDS.start + spec.val_worlds], "val": metrics,
             "seconds": round(time.time() - started)}
     save_depth_net(net.eval(), out, info)

@@ -14,9 +14,9 @@ its checkpoint (only `--steps` may extend it).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from camworld.cli import add_override_args
+from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
 from camworld.errors import UserError
 
 
@@ -50,10 +50,7 @@ def _config(args: argparse.Namespace, resume_from):
         cfg.train.betas = tuple(cfg.train.betas)
     else:
         cfg = apply_overrides(apply_stage(get_preset(args.preset), args.stage), args.overrides)
-    if args.steps is not None:
-        if args.steps < 1:
-            raise UserError(f"--steps must be >= 1, got {args.steps}")
-        cfg.train.steps = args.steps
+    override_steps(cfg, args.steps)
     return cfg
 
 
@@ -61,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from camworld.config import to_dict
-    from camworld.data.dataset import ClipDataset
     from camworld.models.dit import WorldDiT
     from camworld.text.encoder import TextEncoder
-    from camworld.tokenizer.vae import load_vae
     from camworld.train.checkpoint import load_weights
     from camworld.train.dist import init_distributed, shutdown
     from camworld.train.loop import latest_checkpoint, train
@@ -89,16 +84,7 @@ def run(args: argparse.Namespace) -> int:
                             "pass --init CKPT")
         if args.init is not None:
             init_state = load_weights(args.init, ema=args.init_ema)
-    vae = load_vae(args.tokenizer)
-    tok = vae.cfg
-    if (tok.latent_channels, tok.temporal_stride) != (cfg.model.in_channels, cfg.model.temporal_stride):
-        raise UserError(f"the tokenizer has {tok.latent_channels} channels and stride {tok.temporal_stride}, the "
-                        f"model wants {cfg.model.in_channels} and {cfg.model.temporal_stride}")
-    stride = tok.temporal_stride
-    if (cfg.train.clip_frames - 1) % stride:
-        raise UserError(f"train.clip_frames {cfg.train.clip_frames} is not {stride}·k + 1")
-    dataset = ClipDataset(args.data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride,
-                          with_depth=False)
+    vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)
     try:
         torch.manual_seed(cfg.train.seed)
@@ -107,21 +93,19 @@ def run(args: argparse.Namespace) -> int:
             report = load_previous_stage(model, init_state)
             if info.is_main:
                 print(f"initialised from {args.init}: {report}")
-        vae.to(info.device).requires_grad_(False)
+        vae.to(info.device)
         text = TextEncoder(cfg.text)
         objective = WorldModelObjective(
             encode_text=lambda captions: text.encode(captions),
             encode_video=lambda frames: vae.encode(frames.to(info.device)),
             seed=cfg.train.seed, shift=cfg.train.shift, image_cond_prob=cfg.train.image_cond_prob,
-            text_dropout=cfg.train.text_dropout, temporal_stride=stride, camera=stage.camera,
+            text_dropout=cfg.train.text_dropout, temporal_stride=cfg.model.temporal_stride, camera=stage.camera,
             causal=cfg.train.causal, chunk_first=cfg.model.chunk_first, chunk_size=cfg.model.chunk_size,
         )
         records = train(model, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
                         resume_from=resume_from, info=info)
-        if info.is_main and records:
-            last = records[-1]
-            print(f"stage {stage.number} step {last['step']}: loss {last['loss']:.4f}; "
-                  f"checkpoints in {Path(args.out) / 'checkpoints'}")
+        if info.is_main:
+            report_last(records, f"stage {stage.number}", args.out)
     finally:
         shutdown()
     return 0

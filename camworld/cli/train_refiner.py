@@ -14,8 +14,8 @@ which `scripts/package_weights.py --refiner` checks.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
 from camworld.errors import UserError
 
 
@@ -31,9 +31,7 @@ def run_refiner(args: argparse.Namespace, resume_from) -> int:
     import torch
 
     from camworld.config import RunConfig, from_dict, to_dict
-    from camworld.data.dataset import ClipDataset
     from camworld.text.encoder import TextEncoder
-    from camworld.tokenizer.vae import load_vae
     from camworld.train.checkpoint import load_checkpoint
     from camworld.train.dist import init_distributed, shutdown
     from camworld.train.loop import train
@@ -50,42 +48,29 @@ def run_refiner(args: argparse.Namespace, resume_from) -> int:
         init = load_checkpoint(args.init)
         cfg = refiner_run_config(_tuples(from_dict(RunConfig, init.config)), args.overrides)
         base_state = init.ema if args.init_ema else init.model
-    if args.steps is not None:
-        if args.steps < 1:
-            raise UserError(f"--steps must be >= 1, got {args.steps}")
-        cfg.train.steps = args.steps
-    vae = load_vae(args.tokenizer)
-    tok = vae.cfg
-    if (tok.latent_channels, tok.temporal_stride) != (cfg.model.in_channels, cfg.model.temporal_stride):
-        raise UserError(f"the tokenizer has {tok.latent_channels} channels and stride {tok.temporal_stride}, the "
-                        f"model wants {cfg.model.in_channels} and {cfg.model.temporal_stride}")
-    stride = tok.temporal_stride
-    if (cfg.train.clip_frames - 1) % stride or cfg.train.clip_frames <= stride:
-        raise UserError(f"train.clip_frames {cfg.train.clip_frames} is not {stride}·k + 1 with k >= 1")
-    dataset = ClipDataset(args.data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride,
-                          with_depth=False)
+    override_steps(cfg, args.steps)
+    vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)
     try:
         torch.manual_seed(cfg.train.seed)
         model = build_refiner(cfg, base_state)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        vae.to(info.device).requires_grad_(False)
+        vae.to(info.device)
         text = TextEncoder(cfg.text)
         objective = RefinerObjective(
             encode_text=lambda captions: text.encode(captions),
             encode_video=lambda frames: vae.encode(frames.to(info.device)),
             seed=cfg.train.seed, shift=cfg.train.shift, sigma_start=cfg.refiner.sigmas[0],
-            degrade_scale=cfg.refiner.degrade_scale, latent_noise=cfg.refiner.latent_noise, temporal_stride=stride,
+            degrade_scale=cfg.refiner.degrade_scale, latent_noise=cfg.refiner.latent_noise,
+            temporal_stride=cfg.model.temporal_stride,
         )
         if info.is_main:
             source = "resumed" if resume_from is not None else f"base {args.init} ({'EMA' if args.init_ema else 'raw'})"
             print(f"refiner LoRA rank {cfg.refiner.lora_rank}: {trainable} trainable parameters; {source}")
         records = train(model, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
                         resume_from=resume_from, info=info)
-        if info.is_main and records:
-            last = records[-1]
-            print(f"refiner step {last['step']}: loss {last['loss']:.4f}; checkpoints in "
-                  f"{Path(args.out) / 'checkpoints'}")
+        if info.is_main:
+            report_last(records, "refiner", args.out)
     finally:
         shutdown()
     return 0

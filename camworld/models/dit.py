@@ -5,7 +5,8 @@ Pipeline per call (patch size 1 × 1 × 1, so one latent pixel = one token):
 - timestep per latent frame, t = 1000·σ: TimestepEmbedder -> t_emb [B, T, C]; t_block = SiLU -> Linear(C, 6C)
   gives each frame its own adaLN parameters (`forward_frame_aware`);
 - cameras: ray-local UCPE transforms from the latent-rate c2w + latent-grid K (coarse branch, every block) and the
-  zero-init Plücker embedding of the raw-rate rays (fine branch, added after each block's self-attention);
+  Plücker embedding of the raw-rate rays through each block's zero-init projection (fine branch, added after the
+  block's self-attention; `camworld.modules.plucker_branch` says why the shared embedder is not zero-init);
 - `depth` blocks (`WorldBlock`), softmax every `softmax_every`-th, the rest frame-wise GDN;
 - T2I final layer: LayerNorm without affine, shift/scale = table[2, C] + t_emb per frame, Linear(C, Cin).
 

@@ -76,6 +76,19 @@ def test_cameras_contribute_exactly_zero_at_init():
         assert (model(x, sigma, text, mask, camera) - model(x, sigma, text, mask, other)).abs().max() > 1e-4
 
 
+def test_every_zero_init_camera_layer_gets_a_gradient_at_init():
+    """Zero-init layers must not sit in a saddle: each gets a nonzero gradient from the first camera batch (the old
+    zero-init Plücker embedder made every `plucker_proj` gradient exactly zero)."""
+    torch.manual_seed(0)
+    model = perturb(WorldDiT(tiny_config()), 1, skip=("camera", "plucker"))  # camera layers as initialised
+    x, sigma, text, mask, camera = random_inputs(model.cfg)
+    model(x, sigma, text, mask, camera).pow(2).mean().backward()
+    zero_init = [(n, p) for n, p in model.named_parameters() if any(k in n for k in CAMERA_ZERO_INIT)]
+    assert len(zero_init) == 4 * model.cfg.depth
+    for name, param in zero_init:
+        assert param.grad is not None and param.grad.abs().max() > 0, name
+
+
 def test_step_is_functional():
     model = tiny_model()
     x, sigma, text, mask, camera = random_inputs(model.cfg)

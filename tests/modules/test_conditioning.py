@@ -1,5 +1,5 @@
 """Conditioning and small modules: RMSNorm, modulate, TimestepEmbedder, CaptionEmbedder, CrossAttention (masks,
-all-False rows, explicit-softmax reference), PluckerEmbedder / zero_linear zero init."""
+all-False rows, explicit-softmax reference), PluckerEmbedder init, zero_linear zero init."""
 
 import math
 
@@ -110,13 +110,20 @@ def test_cross_attention_rejects_indivisible_heads():
         CrossAttention(30, 4)
 
 
-def test_plucker_embedder_and_zero_linear_start_at_zero():
-    emb = PluckerEmbedder(24, 32)
-    plucker = torch.randn(2, 3, 4, 5, 24)
-    out = emb(plucker)
-    assert out.shape == (2, 3, 4, 5, 32)
+def test_zero_linear_starts_at_zero_and_learns():
+    layer = zero_linear(8, 8)
+    x = torch.randn(3, 8)
+    out = layer(x)
     assert torch.count_nonzero(out) == 0
     out.sum().backward()
-    assert emb.proj.weight.grad.abs().sum() > 0, "zero init must still learn"
-    layer = zero_linear(8, 8, bias=False)
-    assert layer.bias is None and torch.count_nonzero(layer(torch.randn(3, 8))) == 0
+    assert layer.weight.grad.abs().sum() > 0, "zero init must still learn"
+    no_bias = zero_linear(8, 8, bias=False)
+    assert no_bias.bias is None and torch.count_nonzero(no_bias(x)) == 0
+
+
+def test_plucker_embedder_is_not_zero_init():
+    """Its per-block projections are zero-init; a zero embedder too would make both gradients zero forever."""
+    emb = PluckerEmbedder(24, 32)
+    out = emb(torch.randn(2, 3, 4, 5, 24))
+    assert out.shape == (2, 3, 4, 5, 32)
+    assert out.abs().mean() > 0.05

@@ -1,0 +1,42 @@
+"""Set-up shared by `camworld train` (DiT stages) and `camworld train --refiner`: the `--steps` override, the frozen
+tokenizer with the clip dataset it must fit, and the closing report line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from camworld.errors import UserError
+
+
+def override_steps(cfg, steps: int | None) -> None:
+    """Set cfg.train.steps from `--steps` when given (a resumed run may be extended this way)."""
+    if steps is None:
+        return
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    cfg.train.steps = steps
+
+
+def tokenizer_and_clips(cfg, tokenizer: str, data: str):
+    """(frozen VAE from `tokenizer`, ClipDataset of cfg.train.clip_frames raw frames from `data`); a UserError names
+    the mismatch when the VAE's channels or stride differ from the model's or the clip length is not stride·k + 1."""
+    from camworld.data.dataset import ClipDataset
+    from camworld.tokenizer.vae import load_vae
+
+    vae = load_vae(tokenizer)
+    tok = vae.cfg
+    if (tok.latent_channels, tok.temporal_stride) != (cfg.model.in_channels, cfg.model.temporal_stride):
+        raise UserError(f"the tokenizer has {tok.latent_channels} channels and stride {tok.temporal_stride}, the "
+                        f"model wants {cfg.model.in_channels} and {cfg.model.temporal_stride}")
+    stride = tok.temporal_stride
+    if (cfg.train.clip_frames - 1) % stride or cfg.train.clip_frames <= stride:
+        raise UserError(f"train.clip_frames {cfg.train.clip_frames} is not {stride}·k + 1 with k >= 1")
+    dataset = ClipDataset(data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride, with_depth=False)
+    return vae.requires_grad_(False), dataset
+
+
+def report_last(records: list[dict], what: str, out: str) -> None:
+    """Print the last logged loss of a finished run and where its checkpoints are."""
+    if records:
+        last = records[-1]
+        print(f"{what} step {last['step']}: loss {last['loss']:.4f}; checkpoints in {Path(out) / 'checkpoints'}")
