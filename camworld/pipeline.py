@@ -232,6 +232,11 @@ class WorldModel:
         return (self.path / "refiner").is_dir()
 
     @property
+    def default_flow_shift(self) -> float:
+        """The flow shift the DiT was trained with (`train.shift` of its config); sampling uses it by default."""
+        return float(self.cfg.train.shift)
+
+    @property
     def refiner_by_default(self) -> bool:
         """True when the weights have a refiner whose config turns it on by default (packaging sets this from the
         refiner A/B)."""
@@ -343,7 +348,7 @@ class WorldModel:
         if stream and mode != "ar":
             raise UserError("streaming needs mode 'ar' (the bidirectional sampler finishes every frame at once)")
         if flow_shift is None:
-            flow_shift = self.cfg.train.shift
+            flow_shift = self.default_flow_shift
         if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
             raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
                             f"{flow_shift}")

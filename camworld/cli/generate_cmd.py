@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image) if args.image is not None else None
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)
     use_refiner = False if args.no_refiner else (True if args.refiner else None)  # None: the weights' default
-    shift = model.cfg.train.shift if args.flow_shift is None else args.flow_shift
+    shift = model.default_flow_shift if args.flow_shift is None else args.flow_shift
     requested = args.num_frames if args.num_frames is not None else min(len(c2w), DEFAULT_MAX_FRAMES)
     num_frames = snap_num_frames(requested, len(c2w), model.stride)
     source_hw = image.shape[:2] if image is not None else model.image_hw

@@ -250,12 +250,15 @@ def summarize(per_scene: list[dict], splits) -> dict:
 
 
 def run_bench(model, settings: BenchSettings, *, progress: bool = True) -> BenchResult:
-    """The whole benchmark on `model` (a `WorldModel`, or any object with its `image_hw`, `stride`,
-    `has_refiner`, `refiner_by_default`, `dit` and `generate`). The refiner runs when settings.refiner and the
-    weights turn it on by default (`WorldModel.refiner_by_default`: on only if it won its A/B)."""
+    """The whole benchmark on `model` (a `WorldModel`, or any object with its `image_hw`, `stride`, `has_refiner`,
+    `refiner_by_default`, `default_flow_shift`, `dit` and `generate`). The refiner runs when settings.refiner and the
+    weights turn it on by default (`WorldModel.refiner_by_default`: on only if it won its A/B); flow_shift None
+    becomes the weights' training shift, recorded in the results."""
     settings.check()
     if settings.refiner and not model.refiner_by_default:
         settings = replace(settings, refiner=False)
+    if settings.flow_shift is None:
+        settings = replace(settings, flow_shift=model.default_flow_shift)
     num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
     scenes = make_scenes(settings.splits, settings.scenes, seed=settings.seed, num_frames=num_frames,
                          image_hw=tuple(model.image_hw), fov=settings.fov)

@@ -27,6 +27,7 @@ class PerfectFollower:
         self.image_hw = tuple(image_hw)
         self.stride = stride
         self.has_refiner = self.refiner_by_default = refiner
+        self.default_flow_shift = 4.0
         self.dit = _StubDiT()
         self._refiner = _StubDiT()
         self.path = "perfect-follower"
