@@ -3,12 +3,14 @@ weights' accuracy on worlds it never saw."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from camworld.annotate.depth_net import DepthNet, DepthNetConfig, load_depth_net, predict_depth, save_depth_net
-from camworld.annotate.train_depth import depth_loss, render_depth_pairs
+from camworld.annotate.train_depth import DepthTrainSpec, depth_loss, render_depth_pairs, train_depth_net
 from camworld.annotate.world_clips import render_world_clip
 from camworld.errors import UserError
 
@@ -42,6 +44,20 @@ def test_training_pairs_use_only_training_worlds():
     assert float(loss) == 0.0
     with pytest.raises(UserError, match="below 5000"):
         render_depth_pairs([10_000], 1, (32, 48), progress=False)
+
+
+def test_training_continues_from_a_saved_net(tmp_path):
+    torch.manual_seed(0)
+    start = DepthNet(DepthNetConfig(widths=(8, 8, 16, 16)))
+    save_depth_net(start, tmp_path / "start", {"note": "test"})
+    spec = DepthTrainSpec(steps=2, batch=1, train_worlds=1, views_per_world=1, val_worlds=1,
+                          init=str(tmp_path / "start"))
+    train_depth_net(tmp_path / "next", spec, log=lambda line: None)
+    after = load_depth_net(tmp_path / "next")
+    assert after.cfg == start.cfg
+    moved = [not torch.equal(a, b) for a, b in zip(after.state_dict().values(), start.state_dict().values())]
+    assert any(moved)
+    assert json.loads((tmp_path / "next" / "depth_net.json").read_text())["init"] == str(tmp_path / "start")
 
 
 def test_shipped_net_is_metric_on_unseen_worlds():
