@@ -69,12 +69,17 @@ def test_cli_writes_a_valid_shard_and_fails_cleanly(small_orbit, tmp_path, capsy
     args = ["annotate", "clip", str(video), "--out", str(out), "--intrinsics", _k_arg(clip.K),
             "--depth-dir", str(depth), "--engine", "opencv", "--keep-depth", "--caption", "an orbit"]
     assert main(args) == 0
+    assert "depth net" not in capsys.readouterr().err  # exact depth given: no caveat about the net
     (shard,) = list_shards(out)
     assert validate_shard(shard) == 1
     stored = read_clip(shard, 0)
     assert stored.caption == "an orbit" and stored.trajectory["engine"] == "opencv"
     assert not stored.trajectory["caption_placeholder"] and stored.depth is not None
     assert pose_errors(stored.c2w, clip.c2w)["RotErr"] < 1.0
+    net_args = ["annotate", "clip", str(video), "--out", str(tmp_path / "net"), "--intrinsics", _k_arg(clip.K),
+                "--engine", "opencv"]
+    assert main(net_args) == 0
+    assert "comes from camworld's small depth net" in capsys.readouterr().err
 
     bad = tmp_path / "corrupt.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
