@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--out", required=True, help="folder for depth_net.safetensors and depth_net.json")
     train.add_argument("--steps", type=int, default=500)
     train.add_argument("--init", default=None, help="a depth-net folder to continue training from")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--worlds", type=int, default=200, help="training worlds (8 random views each)")
     train.add_argument("--seed", type=int, default=0)
@@ -50,7 +51,7 @@ def run_train_depth(args: argparse.Namespace) -> int:
     from camworld.annotate.train_depth import DepthTrainSpec, train_depth_net
 
     spec = DepthTrainSpec(steps=args.steps, batch=args.batch, train_worlds=args.worlds, seed=args.seed,
-                          init=args.init)
+                          init=args.init, lr=args.lr)
     metrics = train_depth_net(args.out, spec)
     print(f"{args.out}: depth net saved; validation (world seeds 4900+) log-L1 {metrics['log_l1']:.4f}, "
           f"abs-rel {metrics['abs_rel']:.4f}")
