@@ -76,6 +76,13 @@ def _plot_drift(result: BenchResult, path: Path) -> None:
         ax.set_title(f"{split}: drift")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Lay out, write atomically at 120 dpi, and free the figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
@@ -104,10 +111,7 @@ def _plot_tracks(result: BenchResult, path: Path) -> None:
         ax.set_ylabel("z (m, forward)", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def write_report(result: BenchResult, out_dir: str | Path) -> list[Path]:
