@@ -31,7 +31,8 @@ def tokenizer_and_clips(cfg, tokenizer: str, data: str):
     stride = tok.temporal_stride
     if (cfg.train.clip_frames - 1) % stride or cfg.train.clip_frames <= stride:
         raise UserError(f"train.clip_frames {cfg.train.clip_frames} is not {stride}·k + 1 with k >= 1")
-    dataset = ClipDataset(data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride, with_depth=False)
+    dataset = ClipDataset(data, stride=stride, latent_frames=(cfg.train.clip_frames - 1) // stride, with_depth=False,
+                          hflip=cfg.train.hflip)
     return vae.requires_grad_(False), dataset
 
 

@@ -3,6 +3,12 @@
 A sample has stride·k + 1 frames, so it tokenises to k + 1 latent frames (the first raw frame alone, then groups
 of `stride`, as SANA-WM's causal VAE, sana_wm.md §2.1/§3.1). Poses are re-expressed relative to the sample's first
 frame, the convention every camera input of the model expects.
+
+Mirror augmentation (`hflip`, our addition; SANA-WM does not describe one): with that probability a sample is
+flipped left-right together with its cameras, the view of the world mirrored in its x = 0 plane. Poses become
+F·c2w·F with F = diag(−1, 1, 1, 1) (still rotations: the camera's x axis and the world's are both mirrored), the
+principal point cx becomes W − 1 − cx (pixel centres at integers). Yaw left becomes yaw right, so the model sees
+both turn directions equally often for every scene.
 """
 
 from __future__ import annotations
@@ -26,13 +32,17 @@ class ClipDataset(Dataset):
     float32 [F, 3, 3] (pixels), `depth` float16 [F, H, W] when the shard has depth, `caption` str, `seed` int,
     `style` str, `start` int (the crop's first frame in its source clip). Crop starts come from torch's RNG, so
     `torch.manual_seed` and DataLoader worker seeding make them reproducible; `random_crop=False` always starts
-    at frame 0.
+    at frame 0. `hflip`: probability of mirroring a sample (`mirror_sample`), drawn from torch's RNG too; the item
+    then has `mirrored` True.
     """
 
     def __init__(self, root: str | os.PathLike, stride: int = 4, latent_frames: int = 2, random_crop: bool = True,
-                 with_depth: bool = True):
+                 with_depth: bool = True, hflip: float = 0.0):
         if stride < 1 or latent_frames < 0:
             raise UserError(f"stride must be >= 1 and latent_frames >= 0, got {stride}, {latent_frames}")
+        if not 0.0 <= hflip <= 1.0:
+            raise UserError(f"hflip is a probability in [0, 1], got {hflip}")
+        self.hflip = hflip
         self.root = Path(root)
         self.num_frames = stride * latent_frames + 1
         self.random_crop = random_crop
@@ -71,4 +81,19 @@ class ClipDataset(Dataset):
         }
         if self.with_depth and clip.depth is not None:
             sample["depth"] = torch.from_numpy(np.ascontiguousarray(clip.depth[window]))
-        return sample
+        mirrored = self.hflip > 0 and bool(torch.rand(()) < self.hflip)
+        return mirror_sample(sample) if mirrored else {**sample, "mirrored": False}
+
+
+def mirror_sample(sample: dict) -> dict:
+    """The sample seen in a mirror: frames (and depth) flipped along W, c2w `[F, 4, 4]` -> F·c2w·F, intrinsics
+    `[F, 3, 3]` cx -> W − 1 − cx; `mirrored` True."""
+    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+    width = sample["frames"].shape[2]
+    K = sample["intrinsics"].clone()
+    K[:, 0, 2] = width - 1 - K[:, 0, 2]
+    out = {**sample, "frames": sample["frames"].flip(2), "c2w": flip @ sample["c2w"] @ flip, "intrinsics": K,
+           "mirrored": True}
+    if "depth" in sample:
+        out["depth"] = sample["depth"].flip(2)
+    return out

@@ -11,7 +11,7 @@ import torch
 from camworld.camera import relativize
 from camworld.cli import main
 from camworld.data import make as make_module
-from camworld.data.dataset import ClipDataset
+from camworld.data.dataset import ClipDataset, mirror_sample
 from camworld.data.make import DatasetSpec, make_dataset, read_manifest, validate_dataset
 from camworld.data.shards import list_shards, read_clip, read_shard
 from camworld.errors import UserError
@@ -71,6 +71,38 @@ def test_dataset_random_crops_are_relative(dataset):
     assert starts == set(range(5))
     with pytest.raises(UserError, match="no clip .* has 13 frames"):
         ClipDataset(dataset, stride=4, latent_frames=3)
+
+
+def _move_pixel(c2w, K, uv, z, src, dst):
+    """Pixel uv [2] of frame src at depth z, as seen from frame dst (c2w [F, 4, 4], K [F, 3, 3])."""
+    point = c2w[src, :3, :3] @ (z * np.linalg.inv(K[src]) @ np.array([*uv, 1.0])) + c2w[src, :3, 3]
+    cam = c2w[dst, :3, :3].T @ (point - c2w[dst, :3, 3])
+    proj = K[dst] @ cam
+    return proj[:2] / proj[2]
+
+
+def test_mirrored_sample_is_the_mirror_image_of_the_scene(dataset):
+    torch.manual_seed(3)
+    plain = ClipDataset(dataset, stride=2, latent_frames=2)[0]
+    torch.manual_seed(3)
+    flipped = ClipDataset(dataset, stride=2, latent_frames=2, hflip=1.0)[0]
+    assert not plain["mirrored"] and flipped["mirrored"] and flipped["start"] == plain["start"]
+    assert torch.equal(flipped["frames"], plain["frames"].flip(2))
+    assert torch.equal(flipped["depth"], plain["depth"].flip(2))
+    c2w, K = plain["c2w"].double().numpy(), plain["intrinsics"].double().numpy()
+    c2w_m, K_m = flipped["c2w"].double().numpy(), flipped["intrinsics"].double().numpy()
+    assert np.allclose(np.linalg.det(c2w_m[:, :3, :3]), 1.0) and np.allclose(c2w_m[0], np.eye(4))
+    width = plain["frames"].shape[2]
+    # a scene point moves between frames the same way in the mirror, with u reflected about the image centre
+    for uv, z in (((10.0, 12.0), 3.0), ((50.0, 20.0), 7.5), ((31.5, 30.0), 1.2)):
+        u, v = _move_pixel(c2w, K, uv, z, 0, 4)
+        u_m, v_m = _move_pixel(c2w_m, K_m, (width - 1 - uv[0], uv[1]), z, 0, 4)
+        assert np.allclose([u_m, v_m], [width - 1 - u, v], atol=1e-4)
+    twice = mirror_sample(flipped)
+    assert torch.equal(twice["frames"], plain["frames"]) and torch.allclose(twice["c2w"], plain["c2w"])
+    assert torch.allclose(twice["intrinsics"], plain["intrinsics"])
+    with pytest.raises(UserError, match="hflip is a probability"):
+        ClipDataset(dataset, stride=2, latent_frames=2, hflip=1.5)
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
