@@ -11,8 +11,8 @@ set -euo pipefail
 run=${1:?usage: train_bundled.sh RUN_DIR [full|quick]}
 mode=${2:-full}
 case "$mode" in
-  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; refiner_steps=600; pick= ;;
-  quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; refiner_steps=100; pick=--raw ;;
+  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; refiner_steps=600; pick=; hflip=0.5 ;;
+  quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; refiner_steps=100; pick=--raw; hflip=0.0 ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
@@ -34,15 +34,19 @@ $cw train --preset tiny --stage 1 --data "$run/data" --tokenizer "$run/vae" --ou
 $cw train --preset tiny --stage 2 --data "$run/data" --tokenizer "$run/vae" --out "$run/s2" --steps "$s2" --threads 1 \
   --init "$(last "$run/s1")" --resume
 $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --out "$run/s3" --steps "$s3" --threads 1 \
-  --init "$(last "$run/s2")" --resume
+  --init "$(last "$run/s2")" --resume --set train.hflip="$hflip"
 
+# Stages 3-4 see mirrored samples with probability $hflip (train.hflip, ClipDataset.mirror_sample): in a 150-step
+# stage-4 fine-tune the mirrored run turned the right way on more yaw-test seeds than the same fine-tune without
+# mirroring (weights README). The quick run that made the bundled weights predates it (hflip 0).
 # Stage 4 (chunk-causal, what `--mode ar` runs) on 37-frame clips (10 latents: chunks 4+3+3) as two data-parallel
 # processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
 # scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
 # initialisation; at 6e-5 they stayed there (the camera changed the loss by 0.1%), so stage 4 keeps stage 1's 3e-4.
 torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
   --tokenizer "$run/vae" --out "$run/s4" --steps "$s4" --threads 1 --device cpu --init "$(last "$run/s3")" --resume \
-  --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995
+  --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995 \
+  --set train.hflip="$hflip"
 
 # Stage-2 refiner (sana_wm.md §5): a rank-16 LoRA on the last stage-4 checkpoint, trained with the truncated-σ
 # objective on degraded clips (camworld/train/refiner_train.py), one process of one thread. Its base must be the DiT
