@@ -88,7 +88,7 @@ class ClipDataset(Dataset):
 def mirror_sample(sample: dict) -> dict:
     """The sample seen in a mirror: frames (and depth) flipped along W, c2w `[F, 4, 4]` -> F·c2w·F, intrinsics
     `[F, 3, 3]` cx -> W − 1 − cx; `mirrored` True."""
-    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=sample["c2w"].dtype))
     width = sample["frames"].shape[2]
     K = sample["intrinsics"].clone()
     K[:, 0, 2] = width - 1 - K[:, 0, 2]
