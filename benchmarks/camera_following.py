@@ -1,8 +1,8 @@
 """Does the model follow the camera? PSNR / SSIM of generated frames against the ground-truth render of the same
 trajectory on held-out worlds (seeds >= 10000), next to two baselines measured in the same run: the first frame
 repeated and the same weights with no camera conditioning; plus the yaw-direction test ("a-32" vs "d-32", phase
-correlation). The measurement lives in `camworld.eval.camera_following`; this script parses flags, prints the
-markdown table and writes results.json, frames.png and scores.png into --out.
+correlation summed over consecutive frames). The measurement lives in `camworld.eval.camera_following`; this
+script parses flags, prints the markdown table and writes results.json, frames.png, scores.png and yaw.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
         [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner | --refiner-ab] [--out DIR]

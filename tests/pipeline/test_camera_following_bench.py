@@ -17,6 +17,7 @@ from camworld.eval.camera_following import (
     FollowingSettings,
     camera_blind,
     frame_windows,
+    horizontal_motion,
     horizontal_shift,
     markdown_table,
     run_following,
@@ -29,7 +30,7 @@ def test_static_trajectory_report(world_model, tmp_path):
     settings = FollowingSettings(seeds=[10000, 10001], num_frames=9, action="none-8", yaw_seeds=[10002], steps=2)
     result = run_following(world_model, settings, progress=False)
     paths = write_report(result, tmp_path)
-    assert sorted(p.name for p in paths) == ["frames.png", "results.json", "scores.png"]
+    assert sorted(p.name for p in paths) == ["frames.png", "results.json", "scores.png", "yaw.png"]
     data = json.loads((tmp_path / "results.json").read_text())
     assert {"settings", "windows", "per_seed", "summary", "beats", "yaw", "camera_ablation"} <= set(data)
     assert data["windows"] == {"first fifth": [1, 1], "last fifth": [8, 8]}
@@ -39,8 +40,11 @@ def test_static_trajectory_report(world_model, tmp_path):
         for row in data["per_seed"]:  # the world is static, so the conditioning image is every true frame
             assert row["repeat_first_frame"][window]["psnr"] >= 40
             assert row["repeat_first_frame"][window]["ssim"] > 0.99
-    assert {"truth_dx_left", "truth_dx_right", "model_dx_left", "model_dx_right"} <= set(data["yaw"]["per_seed"][0])
-    assert data["yaw"]["truth_agreement"] == 1.0  # the sign convention holds on real renders
+    assert {f"{who}_{measure}_{side}" for who in ("truth", "model") for measure in ("motion", "dx")
+            for side in ("left", "right")} <= set(data["yaw"]["per_seed"][0])
+    # the sign convention holds on real renders, by both measures
+    assert data["yaw"]["truth_agreement"] == data["yaw"]["truth_agreement_end_to_end"] == 1.0
+    assert set(data["yaw"]["motion_ratio"]) == {"left", "right"}
     assert "| no_camera |" in markdown_table(result)
 
 
@@ -78,6 +82,11 @@ def test_phase_correlation_sign_and_windows():
     image = rng.integers(0, 256, (48, 96, 3), dtype=np.uint8)
     assert horizontal_shift(image, np.roll(image, 6, axis=1)) == pytest.approx(6, abs=0.5)
     assert horizontal_shift(image, np.roll(image, -6, axis=1)) == pytest.approx(-6, abs=0.5)
+    # motion past half the width: the frame-to-frame sum follows it, first against last wraps around
+    clip = np.stack([np.roll(image, 3 * t, axis=1) for t in range(31)])
+    assert horizontal_motion(clip) == pytest.approx(90, abs=1.5)
+    assert horizontal_motion(clip[::-1]) == pytest.approx(-90, abs=1.5)
+    assert horizontal_shift(clip[0], clip[-1]) == pytest.approx(90 - 96, abs=0.5)
     assert frame_windows(961) == {"0-5 s": [1, 80], "50-60 s": [800, 960]}
     assert frame_windows(81) == {"first fifth": [1, 16], "last fifth": [65, 80]}
     assert len(trajectory("w-3", 11)) == 11 and np.allclose(trajectory("w-3", 11)[:4], action_string_to_c2w("w-3"))
