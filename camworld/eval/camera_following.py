@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import cv2
@@ -57,6 +57,7 @@ HELD_OUT_SEED = 10000
 DEFAULT_ACTION = "w-100,dw-60,w-100,aw-60"
 DEFAULT_FOV = 70.0  # `camworld generate --fov` default
 YAW_ACTIONS = {"left": "a-32", "right": "d-32"}
+STRONG_FRACTION = 0.1  # the yaw test's stricter count: generated motion at least this share of the true motion
 PSNR_CAP = 100.0  # dB; identical frames (a static world repeated) would otherwise give inf
 SYSTEMS = ("model", "repeat_first_frame", "no_camera")
 REFINED = "model+refiner"
@@ -76,7 +77,7 @@ class FollowingSettings:
     steps: int = 60
     cfg_scale: float = 5.0
     mode: str = "bidirectional"
-    refiner: bool = True
+    refiner: bool = True  # allow the refiner; it runs only where the weights turn it on by default, as in generate
     refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
     noise_seed: int = 42
     refiner_seed: int = 42
@@ -300,6 +301,10 @@ def summarize(result: FollowingResult) -> None:
             for who in ("truth", "model"):
                 result.yaw[f"{who}_agreement{suffix}"] = float(np.mean([_agrees(r, who, measure) for r in rows]))
         result.yaw["model_passes_95"] = result.yaw["model_agreement"] >= 0.95
+        # stricter: each motion at least STRONG_FRACTION of that world's true motion, in its direction
+        result.yaw["model_agreement_strong"] = float(np.mean([
+            all(r[f"model_motion_{side}"] / r[f"truth_motion_{side}"] >= STRONG_FRACTION for side in YAW_ACTIONS)
+            for r in rows]))
         # how far the model turns the image, relative to the truth (same sign = same direction)
         result.yaw["motion_ratio"] = {side: float(np.mean([r[f"model_motion_{side}"] for r in rows])
                                                  / np.mean([r[f"truth_motion_{side}"] for r in rows]))
@@ -308,8 +313,12 @@ def summarize(result: FollowingResult) -> None:
 
 def run_following(model: WorldModel, settings: FollowingSettings, *, progress: bool = True,
                   keep_examples: int = 2) -> FollowingResult:
-    """The whole measurement on `model`; frames of the first `keep_examples` seeds are kept for the figures."""
+    """The whole measurement on `model`; frames of the first `keep_examples` seeds are kept for the figures.
+    "model" is what `camworld generate` makes by default: with the refiner only if settings.refiner and the weights
+    turn it on by default (`WorldModel.refiner_by_default`, set from the refiner A/B)."""
     settings.check()
+    if settings.refiner and not model.refiner_by_default:
+        settings = replace(settings, refiner=False)
     if settings.seeds:
         num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
         c2w = trajectory(settings.action, num_frames)
@@ -370,6 +379,8 @@ def markdown_table(result: FollowingResult) -> str:
                   f"  model:        opposite motion in the right directions in {y['model_agreement']:.1%} "
                   f"(needs >= 95%: {'PASS' if y['model_passes_95'] else 'FAIL'}); mean motion / true motion: "
                   f"left {y['motion_ratio']['left']:.2f}, right {y['motion_ratio']['right']:.2f}",
+                  f"  model, each motion at least {STRONG_FRACTION:.0%} of the true one: "
+                  f"{y['model_agreement_strong']:.1%}",
                   f"  first frame against last only (end to end): truth {y['truth_agreement_end_to_end']:.1%}, "
                   f"model {y['model_agreement_end_to_end']:.1%}"]
     return "\n".join(lines)

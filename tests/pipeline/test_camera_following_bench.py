@@ -45,6 +45,7 @@ def test_static_trajectory_report(world_model, tmp_path):
     # the sign convention holds on real renders, by both measures
     assert data["yaw"]["truth_agreement"] == data["yaw"]["truth_agreement_end_to_end"] == 1.0
     assert set(data["yaw"]["motion_ratio"]) == {"left", "right"}
+    assert data["yaw"]["model_agreement_strong"] <= data["yaw"]["model_agreement"]
     assert "| no_camera |" in markdown_table(result)
 
 
