@@ -36,9 +36,9 @@ $cw train --preset tiny --stage 2 --data "$run/data" --tokenizer "$run/vae" --ou
 $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --out "$run/s3" --steps "$s3" --threads 1 \
   --init "$(last "$run/s2")" --resume --set train.hflip="$hflip"
 
-# Stages 3-4 see mirrored samples with probability $hflip (train.hflip, ClipDataset.mirror_sample): in a 150-step
-# stage-4 fine-tune the mirrored run turned the right way on more yaw-test seeds than the same fine-tune without
-# mirroring (weights README). The quick run that made the bundled weights predates it (hflip 0).
+# Stages 3-4 see mirrored samples with probability $hflip (train.hflip, ClipDataset.mirror_sample), a symmetry prior:
+# a left turn mirrored is a right turn. Its own effect is not yet measured: a first 150-step comparison looked like a
+# gain that a rerun did not reproduce (weights README). The quick run that made the bundled weights has hflip 0.
 # Stage 4 (chunk-causal, what `--mode ar` runs) on 37-frame clips (10 latents: chunks 4+3+3) as two data-parallel
 # processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
 # scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
