@@ -5,7 +5,7 @@ correlation summed over consecutive frames). The measurement lives in `camworld.
 script parses flags, prints the markdown table and writes results.json, frames.png, scores.png and yaw.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
-        [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner | --refiner-ab] [--out DIR]
+        [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner | --refiner | --refiner-ab] [--out DIR]
 
 --refiner-ab scores stage 1 alone ("model") and the same stage-1 latents refined ("model+refiner") on the same seeds,
 with the first-vs-last window drop of each (sana_wm.md §5).
@@ -42,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--cfg_scale", type=float, default=5.0)
     p.add_argument("--mode", default="bidirectional", choices=MODES)
-    p.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights have one")
+    use = p.add_mutually_exclusive_group()
+    use.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights turn it on")
+    use.add_argument("--refiner", action="store_true", help="run the refiner even if the weights turn it off")
     p.add_argument("--refiner-ab", dest="refiner_ab", action="store_true",
                    help="score the model without and with the refiner on the same seeds")
     p.add_argument("--seed", type=int, default=42, help="sampler noise seed")
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
         yaw_seeds = range(args.first_seed + args.seeds, args.first_seed + args.seeds + args.yaw_seeds)
         settings = FollowingSettings(seeds=table_seeds, num_frames=args.num_frames, action=args.action,
                                      yaw_seeds=yaw_seeds, steps=args.steps, cfg_scale=args.cfg_scale,
-                                     mode=args.mode, refiner=not args.no_refiner, refiner_ab=args.refiner_ab,
+                                     mode=args.mode, refiner_ab=args.refiner_ab,
+                                     refiner=False if args.no_refiner else (True if args.refiner else None),
                                      noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))

@@ -77,7 +77,7 @@ class FollowingSettings:
     steps: int = 60
     cfg_scale: float = 5.0
     mode: str = "bidirectional"
-    refiner: bool = True  # allow the refiner; it runs only where the weights turn it on by default, as in generate
+    refiner: bool | None = None  # None: the weights' default (`WorldModel.refiner_by_default`), as in generate
     refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
     noise_seed: int = 42
     refiner_seed: int = 42
@@ -314,11 +314,13 @@ def summarize(result: FollowingResult) -> None:
 def run_following(model: WorldModel, settings: FollowingSettings, *, progress: bool = True,
                   keep_examples: int = 2) -> FollowingResult:
     """The whole measurement on `model`; frames of the first `keep_examples` seeds are kept for the figures.
-    "model" is what `camworld generate` makes by default: with the refiner only if settings.refiner and the weights
-    turn it on by default (`WorldModel.refiner_by_default`, set from the refiner A/B)."""
+    By default "model" is what `camworld generate` makes: with the refiner only where the weights turn it on by
+    default (`WorldModel.refiner_by_default`, set from the refiner A/B); settings.refiner True or False overrides."""
     settings.check()
-    if settings.refiner and not model.refiner_by_default:
-        settings = replace(settings, refiner=False)
+    if settings.refiner is None:
+        settings = replace(settings, refiner=model.refiner_by_default)
+    if settings.refiner and not model.has_refiner:
+        raise UserError(f"the refiner was asked for, but {model.path} has no refiner/")
     if settings.seeds:
         num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
         c2w = trajectory(settings.action, num_frames)
