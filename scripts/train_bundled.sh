@@ -37,8 +37,9 @@ $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --ou
   --init "$(last "$run/s2")" --resume --set train.hflip="$hflip"
 
 # Stages 3-4 see mirrored samples with probability $hflip (train.hflip, ClipDataset.mirror_sample), a symmetry prior:
-# a left turn mirrored is a right turn. Its own effect is not yet measured: a first 150-step comparison looked like a
-# gain that a rerun did not reproduce (weights README). The quick run that made the bundled weights has hflip 0.
+# a left turn mirrored is a right turn. In 450-step stage-4 fine-tunes the mirrored run turned the image further under
+# yaw than the same run without (0.94 / 0.89 against 0.67 / 0.82 of the true motion; one run each, weights README).
+# The quick run that made the bundled weights has hflip 0.
 # Stage 4 (chunk-causal, what `--mode ar` runs) on 37-frame clips (10 latents: chunks 4+3+3) as two data-parallel
 # processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
 # scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
