@@ -264,7 +264,7 @@ def yaw_seed(model: WorldModel, seed: int, settings: FollowingSettings) -> dict:
         row[f"truth_motion_{side}"] = horizontal_motion(truth)
         row[f"model_motion_{side}"] = horizontal_motion(generated)
         row[f"truth_dx_{side}"] = horizontal_shift(image, truth[-1])
-        row[f"model_dx_{side}"] = horizontal_shift(result.first_frame, result.frames[-1])
+        row[f"model_dx_{side}"] = horizontal_shift(generated[0], generated[-1])
     return row
 
 
@@ -388,6 +388,17 @@ def markdown_table(result: FollowingResult) -> str:
     return "\n".join(lines)
 
 
+def _save_figure(fig, path: Path) -> Path:
+    """Lay out, write atomically at 120 dpi and close a matplotlib figure; returns `path`."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 4) -> list[Path]:
     """results.json, frames.png (generated / no-camera / true at a few times for the kept seeds), scores.png
     (bar chart of the window means with std error bars) and yaw.png (each world's motion under yaw left against
@@ -420,11 +431,7 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
                     ax.set_xticks([])
                     ax.set_yticks([])
                     ax.set_title(f"seed {seed} {name} pose {pose}", fontsize=6)
-        fig.tight_layout()
-        paths.append(out_dir / "frames.png")
-        with atomic_path(paths[-1]) as tmp:
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
+        paths.append(_save_figure(fig, out_dir / "frames.png"))
     if result.summary:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         width = 0.8 / len(result.systems)
@@ -437,11 +444,7 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
             ax.set_xticks(np.arange(len(windows)) + width * (len(result.systems) - 1) / 2, windows)
             ax.set_title("PSNR (dB)" if metric == "psnr" else "SSIM")
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out_dir / "scores.png")
-        with atomic_path(paths[-1]) as tmp:
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
+        paths.append(_save_figure(fig, out_dir / "scores.png"))
     if result.yaw:
         rows = result.yaw["per_seed"]
         fig, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -454,9 +457,5 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
         ax.set_ylabel(f"motion under {YAW_ACTIONS['right']} (px)")
         ax.set_title(f"yaw test, {len(rows)} worlds: correct = lower right", fontsize=8)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out_dir / "yaw.png")
-        with atomic_path(paths[-1]) as tmp:
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
+        paths.append(_save_figure(fig, out_dir / "yaw.png"))
     return paths
