@@ -11,8 +11,8 @@ set -euo pipefail
 run=${1:?usage: train_bundled.sh RUN_DIR [full|quick]}
 mode=${2:-full}
 case "$mode" in
-  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; refiner_steps=600; pick=; hflip=0.5 ;;
-  quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; refiner_steps=100; pick=--raw; hflip=0.0 ;;
+  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; s4_mirror=0; refiner_steps=600; pick=; hflip=0.5 ;;
+  quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; s4_mirror=450; refiner_steps=100; pick=--raw; hflip=0.0 ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
@@ -37,9 +37,9 @@ $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --ou
   --init "$(last "$run/s2")" --resume --set train.hflip="$hflip"
 
 # Stages 3-4 see mirrored samples with probability $hflip (train.hflip, ClipDataset.mirror_sample), a symmetry prior:
-# a left turn mirrored is a right turn. In 450-step stage-4 fine-tunes the mirrored run turned the image further under
-# yaw than the same run without (0.94 / 0.89 against 0.67 / 0.82 of the true motion; one run each, weights README).
-# The quick run that made the bundled weights has hflip 0.
+# a left turn mirrored is a right turn. In 450-step stage-4 continuations the mirrored run turned the image further
+# under yaw than the same run without (0.94 / 0.89 against 0.67 / 0.82 of the true motion; one run each, weights
+# README). The quick run trains stages 3-4 without mirroring, then continues stage 4 with it (below).
 # Stage 4 (chunk-causal, what `--mode ar` runs) on 37-frame clips (10 latents: chunks 4+3+3) as two data-parallel
 # processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
 # scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
@@ -48,6 +48,18 @@ torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage
   --tokenizer "$run/vae" --out "$run/s4" --steps "$s4" --threads 1 --device cpu --init "$(last "$run/s3")" --resume \
   --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995 \
   --set train.hflip="$hflip"
+dit_run=$run/s4
+
+# quick only: stage 4 continued for $s4_mirror steps with mirrored samples (p = 0.5), from its last checkpoint with a
+# fresh optimiser (how the bundled weights were made: 900 steps turned the image a third as far as the camera turned,
+# these 450 more nearly as far; weights README)
+if [ "$s4_mirror" -gt 0 ]; then
+  torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
+    --tokenizer "$run/vae" --out "$run/s4m" --steps "$s4_mirror" --threads 1 --device cpu --init "$(last "$run/s4")" \
+    --resume --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 \
+    --set train.ema_decay=0.995 --set train.hflip=0.5
+  dit_run=$run/s4m
+fi
 
 # Stage-2 refiner (sana_wm.md §5): a rank-16 LoRA on the last stage-4 checkpoint, trained with the truncated-σ
 # objective on degraded clips (camworld/train/refiner_train.py), one process of one thread. Its base must be the DiT
@@ -55,9 +67,9 @@ torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage
 init_weights=--init-ema
 if [ "$pick" = --raw ]; then init_weights=; fi
 $cw train --refiner --data "$run/data" --tokenizer "$run/vae" --out "$run/refiner" --steps "$refiner_steps" \
-  --threads 1 --device cpu --init "$(last "$run/s4")" $init_weights --resume --set train.checkpoint_every=25
+  --threads 1 --device cpu --init "$(last "$dit_run")" $init_weights --resume --set train.checkpoint_every=25
 
 # 4. package: VAE in fp32, DiT in bf16 (EMA weights; raw weights for the short run), refiner LoRA in bf16, into the
 # bundled layout
-python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$run/s4")" --refiner "$(last "$run/refiner")" \
+python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$dit_run")" --refiner "$(last "$run/refiner")" \
   --out camworld/assets/weights/tiny $pick --refiner-off  # the refiner lost its A/B (README): bundled, off by default
