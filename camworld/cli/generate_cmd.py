@@ -60,6 +60,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--offload_refiner", action="store_true", help="free the refiner after use")
     p.add_argument("--checkpoint", default=None, help="weights folder (vae/, dit/, refiner/); default: bundled tiny")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, one per core); 1 on cores shared with other jobs")
     p.add_argument("--output_dir", required=True)
     p.set_defaults(func=run)
 
@@ -104,10 +106,14 @@ def _check_args(args) -> None:
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
     if args.num_frames is not None and args.num_frames < 1:
         raise UserError(f"--num_frames must be positive, got {args.num_frames}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
 
 
 def run(args: argparse.Namespace) -> int:
     import time
+
+    import torch
 
     from camworld.camera import load_intrinsics
     from camworld.data.make import intrinsics_for_fov
@@ -120,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     _check_args(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     c2w, painter = _trajectory(args)
     image = load_image(args.image) if args.image is not None else None
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)

@@ -56,7 +56,8 @@ def test_ar_stream_from_an_image_and_a_camera_file(weights_dir, tmp_path, capsys
     out = tmp_path / "out"
     rc, _ = _run(capsys, "--checkpoint", weights_dir, "--image", tmp_path / "first.png", "--camera",
                  tmp_path / "c2w.npy", "--intrinsics", tmp_path / "K.npy", "--prompt", tmp_path / "prompt.txt",
-                 "--mode", "ar", "--stream", "--no_refiner", "--num_frames", 18, "--step", 2, "--output_dir", out)
+                 "--mode", "ar", "--stream", "--no_refiner", "--num_frames", 18, "--step", 2, "--threads", 1,
+                 "--output_dir", out)
     assert rc == 0
     assert read_video(out / "video.mp4").shape[0] == 17  # 18 snapped to 4k+1
     np.testing.assert_allclose(np.load(out / "c2w.npy"), relativize(world_c2w)[:17], atol=1e-5)
@@ -95,6 +96,7 @@ def _bad_inputs(tmp: Path):
         "FOV out of range": ["--fov", 10],
         "unknown mode": ["--mode", "sideways"],
         "stream without ar": ["--stream"],
+        "zero threads": ["--threads", 0],
         "beyond the trajectory": ["--num_frames", 40],
         "missing checkpoint file": ["--checkpoint", "MISSING"],
         "corrupt safetensors": ["--checkpoint", "CORRUPT"],
@@ -115,8 +117,8 @@ def broken_weights(weights_dir, tmp_path_factory):
 
 BAD_CASES = [
     "missing image", "corrupt image", "bad c2w shape", "NaN poses", "non-rigid poses", "bad intrinsics shape",
-    "FOV out of range", "unknown mode", "stream without ar", "beyond the trajectory", "missing checkpoint file",
-    "corrupt safetensors", "missing checkpoint folder",
+    "FOV out of range", "unknown mode", "stream without ar", "zero threads", "beyond the trajectory",
+    "missing checkpoint file", "corrupt safetensors", "missing checkpoint folder",
 ]
 
 
