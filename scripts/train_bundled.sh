@@ -44,20 +44,21 @@ $cw train --preset tiny --stage 3 --data "$run/data" --tokenizer "$run/vae" --ou
 # processes of one thread each. Deliberate difference from sana_wm.md §6.1 (lr / 5): the tiny model is trained from
 # scratch with a few hundred camera steps before this stage, so its camera branches are still near their zero
 # initialisation; at 6e-5 they stayed there (the camera changed the loss by 0.1%), so stage 4 keeps stage 1's 3e-4.
-torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
-  --tokenizer "$run/vae" --out "$run/s4" --steps "$s4" --threads 1 --device cpu --init "$(last "$run/s3")" --resume \
-  --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995 \
-  --set train.hflip="$hflip"
+# stage4 OUT STEPS INIT HFLIP: one stage-4 run with the settings above
+stage4() {
+  torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
+    --tokenizer "$run/vae" --out "$1" --steps "$2" --threads 1 --device cpu --init "$3" --resume \
+    --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995 \
+    --set train.hflip="$4"
+}
+stage4 "$run/s4" "$s4" "$(last "$run/s3")" "$hflip"
 dit_run=$run/s4
 
 # quick only: stage 4 continued for $s4_mirror steps with mirrored samples (p = 0.5), from its last checkpoint with a
 # fresh optimiser (how the bundled weights were made: 900 steps turned the image a third as far as the camera turned,
 # these 450 more nearly as far; weights README)
 if [ "$s4_mirror" -gt 0 ]; then
-  torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
-    --tokenizer "$run/vae" --out "$run/s4m" --steps "$s4_mirror" --threads 1 --device cpu --init "$(last "$run/s4")" \
-    --resume --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 \
-    --set train.ema_decay=0.995 --set train.hflip=0.5
+  stage4 "$run/s4m" "$s4_mirror" "$(last "$run/s4")" 0.5
   dit_run=$run/s4m
 fi
 
