@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from camworld.cli.threads import set_threads
+
 SPLIT_CHOICES = ("simple", "hard", "all")
 
 
@@ -36,22 +38,17 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import time
 
-    import torch
-
-    from camworld.errors import UserError
     from camworld.eval.bench import BenchSettings, run_bench
     from camworld.eval.bench_report import markdown_table, write_report
     from camworld.eval.bench_scenes import SPLITS
     from camworld.pipeline import WorldModel
 
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
     settings = BenchSettings(splits=SPLITS if args.split == "all" else (args.split,), scenes=args.scenes,
                              seed=args.seed, num_frames=args.num_frames, steps=args.steps,
                              cfg_scale=args.cfg_scale, flow_shift=args.flow_shift, mode=args.mode,
                              refiner=not args.no_refiner)
     settings.check()
-    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model = WorldModel.from_pretrained(args.weights, device=args.device)
     result = run_bench(model, settings)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld.cli.threads import check_threads, set_threads
+
 DEFAULT_MAX_FRAMES = 961
 
 
@@ -106,14 +108,11 @@ def _check_args(args) -> None:
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
     if args.num_frames is not None and args.num_frames < 1:
         raise UserError(f"--num_frames must be positive, got {args.num_frames}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
 
 
 def run(args: argparse.Namespace) -> int:
     import time
-
-    import torch
 
     from camworld.camera import load_intrinsics
     from camworld.data.make import intrinsics_for_fov
@@ -126,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     _check_args(args)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     c2w, painter = _trajectory(args)
     image = load_image(args.image) if args.image is not None else None
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)

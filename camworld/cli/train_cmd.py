@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from camworld.cli import add_override_args
+from camworld.cli.threads import set_threads
 from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
 from camworld.errors import UserError
 
@@ -66,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from camworld.train.stages import get_stage, load_previous_stage
     from camworld.train.world_objective import WorldModelObjective
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     resume_from = latest_checkpoint(args.out) if args.resume else None
     if args.refiner:
         from camworld.cli.train_refiner import run_refiner

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from camworld.cli.threads import set_threads
+
 HELD_OUT_SEED = 10_000
 
 
@@ -95,14 +97,12 @@ class ClipPool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
     from camworld.config import apply_overrides
     from camworld.errors import UserError
     from camworld.presets import get_preset
     from camworld.tokenizer.train_vae import train_vae
 
-    torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     run_cfg = apply_overrides(get_preset(args.preset), args.overrides)
     cfg = run_cfg.tokenizer
     if cfg.train_frames < 1 or (cfg.train_frames - 1) % cfg.temporal_stride:
@@ -174,7 +174,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from camworld.tokenizer.metrics import psnr, ssim
     from camworld.tokenizer.vae import load_vae, to_uint8
 
-    torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     vae = load_vae(args.checkpoint)
     cfg = vae.cfg
     vae.num_latents(args.frames)

@@ -12,6 +12,7 @@ import torch
 from camworld.camera import action_string_to_c2w
 from camworld.errors import UserError
 from camworld.eval.camera_following import (
+    CEILING,
     SYSTEMS,
     CameraBlind,
     FollowingSettings,
@@ -35,7 +36,7 @@ def test_static_trajectory_report(world_model, tmp_path):
     assert {"settings", "windows", "per_seed", "summary", "beats", "yaw", "camera_ablation"} <= set(data)
     assert data["windows"] == {"first fifth": [1, 1], "last fifth": [8, 8]}
     assert data["settings"]["refiner_used"] == world_model.refiner_by_default  # the default is generate's
-    assert set(data["summary"]) == set(SYSTEMS) and len(data["per_seed"]) == 2
+    assert set(data["summary"]) == {*SYSTEMS, CEILING} and len(data["per_seed"]) == 2
     for window in data["windows"]:
         assert set(data["beats"][window]) == {"repeat_first_frame", "no_camera", "both"}
         for row in data["per_seed"]:  # the world is static, so the conditioning image is every true frame
@@ -47,7 +48,8 @@ def test_static_trajectory_report(world_model, tmp_path):
     assert data["yaw"]["truth_agreement"] == data["yaw"]["truth_agreement_end_to_end"] == 1.0
     assert set(data["yaw"]["motion_ratio"]) == {"left", "right"}
     assert data["yaw"]["model_agreement_strong"] <= data["yaw"]["model_agreement"]
-    assert "| no_camera |" in markdown_table(result)
+    table = markdown_table(result)
+    assert "| no_camera |" in table and f"| {CEILING} |" in table
 
 
 def test_camera_blind_drops_the_cameras_and_restores(world_model):

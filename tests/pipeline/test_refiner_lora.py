@@ -8,6 +8,7 @@ import copy
 import importlib.util
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,14 @@ import torch
 from camworld.camera import action_string_to_c2w
 from camworld.config import to_dict
 from camworld.errors import UserError
-from camworld.eval.camera_following import REFINED, FollowingSettings, markdown_table, run_following, write_report
+from camworld.eval.camera_following import (
+    CEILING,
+    REFINED,
+    FollowingSettings,
+    markdown_table,
+    run_following,
+    write_report,
+)
 from camworld.flow.refiner_objective import SINK_SPAN
 from camworld.modules.lora import lora_state_dict, merge_lora, merge_lora_state
 from camworld.pipeline import WorldModel, load_dit_dir, save_refiner_lora, weights_fingerprint
@@ -186,11 +194,12 @@ def test_refiner_ab_scores_both_on_the_same_seeds(lora_weights, tmp_path):
     world = WorldModel(lora_weights[0])
     settings = FollowingSettings(seeds=[10000], num_frames=9, action="w-8", steps=2, refiner_ab=True)
     result = run_following(world, settings, progress=False)
-    assert result.systems == ["model", REFINED, "repeat_first_frame", "no_camera"]
+    assert result.systems == ["model", REFINED, "repeat_first_frame", "no_camera", CEILING]
     row = result.per_seed[0]
     assert set(result.windows) == {"first fifth", "last fifth"} and set(row[REFINED]) == set(result.windows)
     frames = result.examples[10000]
-    assert frames["offsets"] == {"model": 0, "repeat_first_frame": 0, "no_camera": 0, "truth": 0, REFINED: 1}
+    assert frames["offsets"] == {"model": 0, "repeat_first_frame": 0, "no_camera": 0, "truth": 0, CEILING: 0,
+                                 REFINED: 1}
     assert len(frames[REFINED]) == len(frames["model"]) - 1 == 8
     for system in result.systems:
         drop = result.drop[system]
@@ -200,6 +209,11 @@ def test_refiner_ab_scores_both_on_the_same_seeds(lora_weights, tmp_path):
     assert not result.settings["refiner_used"]  # "model" is stage 1 alone in an A/B run
     assert f"| {REFINED} |" in markdown_table(result)
     assert {p.name for p in write_report(result, tmp_path)} == {"results.json", "frames.png", "scores.png"}
+    # with the refiner inside "model" every output starts at pose 1; the tokenizer still sees the whole true video
+    refined = run_following(world, replace(settings, refiner_ab=False, refiner=True), progress=False)
+    frames = refined.examples[10000]
+    assert set(frames["offsets"].values()) == {1}
+    assert len(frames[CEILING]) == len(frames["truth"]) == len(frames["model"]) == 8
     no_refiner = WorldModel(_copy(lora_weights[0], tmp_path / "plain"))
     shutil.rmtree(no_refiner.path / "refiner")
     with pytest.raises(UserError, match="refiner"):
