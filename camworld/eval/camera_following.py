@@ -17,7 +17,7 @@ string rolled out with the v3 DSL. Three systems are scored per frame window wit
 - "vae_roundtrip": the ground-truth render encoded and decoded by the model's tokenizer, a reference rather than a
   baseline: the closest any generator that works in this latent space can come to the truth. It separates what the
   tokenizer loses from what the DiT loses (bundled tiny weights, worlds 10000-10002: about 26 dB in both windows of
-  the 961-frame walk, where the model scores 16.5 and 10.4).
+  the 961-frame walk, where the model scores 20.0 and 10.4).
 
 Yaw test: "a-32" (yaw left) and "d-32" (yaw right). The horizontal image motion over the clip is the sum of
 the phase-correlation shifts between consecutive frames (`cv2.phaseCorrelate` on grayscale float32 with a Hanning
