@@ -5,7 +5,7 @@ correlation summed over consecutive frames). The measurement lives in `camworld.
 script parses flags, prints the markdown table and writes results.json, frames.png, scores.png and yaw.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
-        [--steps 60] [--cfg_scale 5] [--mode bidirectional|ar] [--no_refiner | --refiner | --refiner-ab] [--out DIR]
+        [--steps 60] [--cfg_scale S] [--mode bidirectional|ar] [--no_refiner | --refiner | --refiner-ab] [--out DIR]
 
 --refiner-ab scores stage 1 alone ("model") and the same stage-1 latents refined ("model+refiner") on the same seeds,
 with the first-vs-last window drop of each (sana_wm.md §5).
@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--action", default=DEFAULT_ACTION, help="action string, repeated to --num_frames")
     p.add_argument("--yaw-seeds", dest="yaw_seeds", type=int, default=40, help="worlds for the yaw test (0: skip)")
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--cfg_scale", type=float, default=5.0)
+    p.add_argument("--cfg_scale", type=float, default=None, help="default: the scale packaged with the weights")
     p.add_argument("--mode", default="bidirectional", choices=MODES)
     use = p.add_mutually_exclusive_group()
     use.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights turn it on")

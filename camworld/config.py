@@ -38,6 +38,14 @@ class ModelConfig:
     plucker: bool = True  # fine camera branch (raw-rate Plücker, added after self-attention)
     chunk_first: int = 4  # chunk-causal plan: first chunk of 4 latent frames ("first_chunk_plus_one")...
     chunk_size: int = 3  # ...then chunks of 3
+    # The Plücker rays of chunk c are expressed in the camera frame of the first latent frame of chunk
+    # c − plucker_rebase_chunks (chunk 0 when there is none), not of frame 0 as in SANA-WM (None restores that).
+    # Our addition: SANA-WM trains on minute-long clips, the tiny preset on 37 frames (3 chunks), so its rays were
+    # never more than ~2 s from their origin. Anchored to frame 0, a minute-long rollout feeds it rays tens of metres
+    # and several turns away, and it dissolves into texture; with 2 (the oldest chunk of the softmax window) every
+    # chunk stays in the trained range. On clips of at most 3 chunks (all our training clips) both give the same
+    # map. The UCPE branch is left as it is: its attention sees relative poses P_i P_j⁻¹.
+    plucker_rebase_chunks: int | None = 2
     kv_sink_chunks: int = 1  # streaming softmax KV cache: chunks kept forever (attention sink)
     kv_window_chunks: int = 2  # plus this many most recent chunks
     gdn_backend: str = "auto"  # auto | reference | chunked | fla
@@ -143,6 +151,17 @@ class RefinerConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """Sampler defaults that belong to the weights: `generate`, `bench` and the benchmarks use them when the caller
+    does not say (the flow shift is the DiT's `train.shift`)."""
+
+    # Text guidance scale. SANA-WM: 5.0. Packaging sets it from a measurement (scripts/package_weights.py
+    # --cfg-scale): the tiny model follows its first frame and cameras, not its prompt, and unguided (1.0, one
+    # branch, half the compute) it scores higher on held-out worlds.
+    cfg_scale: float = 5.0
+
+
+@dataclass
 class RunConfig:
     """Everything one run depends on; saved as config.json beside every checkpoint."""
 
@@ -152,6 +171,7 @@ class RunConfig:
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 def to_dict(cfg) -> dict:

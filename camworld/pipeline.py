@@ -43,6 +43,7 @@ from camworld.flow.refiner_objective import refiner_model_config
 from camworld.flow.schedule import sigmas
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import merge_lora_state
+from camworld.ops.chunks import rebase_frames
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
 from camworld.samplers.autoregressive import sample_autoregressive
 from camworld.samplers.bidirectional import sample_bidirectional
@@ -237,6 +238,17 @@ class WorldModel:
         return float(self.cfg.train.shift)
 
     @property
+    def default_cfg_scale(self) -> float:
+        """The text guidance scale packaged with the weights (`sampling.cfg_scale`); sampling uses it by default."""
+        return float(self.cfg.sampling.cfg_scale)
+
+    def plucker_bases(self, num_frames: int) -> list[int]:
+        """The origin latent frame of each latent frame's Plücker rays for a `num_frames` video (the model config's
+        `plucker_rebase_chunks` over its chunk plan)."""
+        m = self.cfg.model
+        return rebase_frames((num_frames - 1) // self.stride + 1, m.chunk_first, m.chunk_size, m.plucker_rebase_chunks)
+
+    @property
     def refiner_by_default(self) -> bool:
         """True when the weights have a refiner whose config turns it on by default (packaging sets this from the
         refiner A/B)."""
@@ -310,7 +322,7 @@ class WorldModel:
         *,
         num_frames: int | None = None,
         steps: int = 60,
-        cfg_scale: float = 5.0,
+        cfg_scale: float | None = None,
         flow_shift: float | None = None,
         seed: int = 42,
         refiner_seed: int = 42,
@@ -333,6 +345,8 @@ class WorldModel:
         - steps / cfg_scale / flow_shift / seed: the stage-1 sampler (SANA-WM: 60 / 5.0 / 9.8 / 42). flow_shift None
           takes the shift the DiT was trained with (dit/config.json `train.shift`: 4.0 for tiny, whose 9×16 latent
           grid needs less shift than SANA-WM's 22×40; SANA-WM samples with the shift it trained with too).
+          cfg_scale None takes the scale packaged with the weights (`sampling.cfg_scale`; 1.0, unguided, for the
+          bundled tiny weights).
           refiner_seed: the refiner's re-noising (SANA-WM `--refiner_seed` 42). mode: "bidirectional" | "ar".
         - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
           (`refiner_by_default`: a refiner is present and its config says it is on by default).
@@ -349,6 +363,8 @@ class WorldModel:
             raise UserError("streaming needs mode 'ar' (the bidirectional sampler finishes every frame at once)")
         if flow_shift is None:
             flow_shift = self.default_flow_shift
+        if cfg_scale is None:
+            cfg_scale = self.default_cfg_scale
         if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
             raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
                             f"{flow_shift}")
@@ -375,7 +391,8 @@ class WorldModel:
             source_hw = image.shape[:2]
         else:
             first, source_hw = None, self.image_hw
-        cams = prepare_cameras(c2w, K, source_hw, self.image_hw, self.grid_hw, self.stride, frames)
+        cams = prepare_cameras(c2w, K, source_hw, self.image_hw, self.grid_hw, self.stride, frames,
+                               self.plucker_bases(frames))
         camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
         lap("prepare")
 
@@ -470,7 +487,7 @@ class WorldModel:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         cams = prepare_cameras(c2w, K, source_hw or self.image_hw, self.image_hw, self.grid_hw, self.stride,
-                               result.num_frames)
+                               result.num_frames, self.plucker_bases(result.num_frames))
         camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
         text, text_mask = self.text_encoder().encode([prompt])
         latents = refine_latents(self.refiner(), result.latents.to(self.device), text.to(self.device),

@@ -99,9 +99,11 @@ class PreparedCameras:
     inputs: CameraInputs
 
 
-def prepare_cameras(c2w, K, source_hw, image_hw, grid_hw, stride: int, num_frames: int) -> PreparedCameras:
+def prepare_cameras(c2w, K, source_hw, image_hw, grid_hw, stride: int, num_frames: int,
+                    plucker_bases=None) -> PreparedCameras:
     """Poses (>= num_frames, 4, 4) and intrinsics (>= num_frames, 3, 3) in pixels of the `source_hw` image ->
-    the first `num_frames` as model conditions (sana_wm.md §3.1).
+    the first `num_frames` as model conditions (sana_wm.md §3.1). plucker_bases: the origin latent frame of each
+    latent frame's Plücker rays (`pack_plucker`; None: frame 0).
 
     Intrinsics follow the image's resize + centre crop to `image_hw`, the FOV check runs in those pixels, and the
     latent-grid intrinsics (`grid_hw`) feed the Plücker map [T, h, w, 6·stride] and the latent-rate cameras
@@ -114,7 +116,7 @@ def prepare_cameras(c2w, K, source_hw, image_hw, grid_hw, stride: int, num_frame
     k_image = intrinsics_resize_crop(K[:num_frames], source_hw, image_hw)
     check_fov(k_image, image_hw)
     k_grid = intrinsics_to_grid(k_image, image_hw, grid_hw)
-    plucker = pack_plucker(rel, k_grid, stride, grid_hw)
+    plucker = pack_plucker(rel, k_grid, stride, grid_hw, plucker_bases)
     c2w_lat, k_lat = latent_cameras(rel, k_grid, stride)
     inputs = CameraInputs(
         c2w=torch.as_tensor(c2w_lat, dtype=torch.float32)[None],

@@ -59,11 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refiner", default=None, help="checkpoint of `camworld train --refiner` (a LoRA on --dit)")
     parser.add_argument("--refiner-off", dest="refiner_off", action="store_true",
                         help="bundle the refiner but leave it off by default (when it loses its A/B)")
+    parser.add_argument("--cfg-scale", dest="cfg_scale", type=float, default=None,
+                        help="the text guidance scale `generate` uses by default (sampling.cfg_scale; default: keep "
+                             "the run config's, SANA-WM's 5.0); pick it by measurement")
     parser.add_argument("--out", required=True)
     parser.add_argument("--raw", action="store_true", help="package the raw weights, not the EMA")
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
+        if args.cfg_scale is not None and not args.cfg_scale > 0:
+            raise UserError(f"--cfg-scale must be > 0, got {args.cfg_scale}")
         dit, cfg = _dit(args.dit, args.raw)
         vae = load_vae(args.vae)
         refiner = _refiner_lora(args.refiner, args.raw, dit) if args.refiner is not None else None
@@ -71,18 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"package_weights: error: {exc}", file=sys.stderr)
         return 2
     cfg.tokenizer = vae.cfg
+    if args.cfg_scale is not None:
+        cfg.sampling.cfg_scale = args.cfg_scale
     save_weights_dir(vae, out / "vae", cfg)
     save_weights_dir(dit, out / "dit", cfg)
     if refiner is not None:
         lora, refiner_cfg, fingerprint = refiner
         refiner_cfg.tokenizer = vae.cfg
+        refiner_cfg.sampling = cfg.sampling
         refiner_cfg.refiner.on_by_default = not args.refiner_off
         save_refiner_lora(out / "refiner", lora, refiner_cfg, fingerprint)
     elif (out / "refiner").is_dir():  # a refiner of earlier weights no longer fits the new dit/
         shutil.rmtree(out / "refiner")
         print(f"removed the old {out / 'refiner'} (no --refiner given)")
     sources = {"vae": args.vae, "dit": args.dit, "refiner": args.refiner, "weights": "raw" if args.raw else "ema",
-               "refiner_on_by_default": refiner is not None and not args.refiner_off}
+               "refiner_on_by_default": refiner is not None and not args.refiner_off,
+               "cfg_scale": cfg.sampling.cfg_scale}
     (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
     sizes = ", ".join(f"{p.parent.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors"))
     print(f"wrote {out}: {sizes}")

@@ -53,23 +53,38 @@ def num_latent_frames(num_raw: int, stride: int) -> int:
     return (num_raw - 1) // stride + 1
 
 
-def pack_plucker(c2w_raw, K_grid_raw, stride: int, grid_hw) -> torch.Tensor:
+def pack_plucker(c2w_raw, K_grid_raw, stride: int, grid_hw, bases=None) -> torch.Tensor:
     """Per-latent-frame stack of the raw frames' Plücker maps, `[T, h, w, 6·stride]` float32.
 
     c2w_raw `[F, 4, 4]` (relativised), K_grid_raw `[F, 3, 3]` in latent-grid cells. Channel 6·j + c holds
     component c ∈ (dx, dy, dz, mx, my, mz) of the j-th raw frame in latent_raw_indices(k); indices past the last
     raw frame repeat the last pose.
+
+    bases: None (every ray in the frame of c2w_raw, SANA-WM) or, per latent frame k, the latent frame b_k whose
+    camera (raw frame stride·b_k) is the origin of latent k's rays: they are computed from P_{b_k}⁻¹ · c2w. Bases
+    of 0 give the plain map, since c2w_raw is relative to raw frame 0.
     """
     c2w_raw, K_grid_raw = _as_float64(c2w_raw), _as_float64(K_grid_raw)
     num_raw = c2w_raw.shape[0]
     if K_grid_raw.shape[0] != num_raw:
         raise UserError(f"pack_plucker: {num_raw} poses but {K_grid_raw.shape[0]} intrinsics")
     grid_h, grid_w = grid_hw
-    rays = plucker_rays(c2w_raw, K_grid_raw, grid_h, grid_w)  # [F, h, w, 6]
+    num_latent = num_latent_frames(num_raw, stride)
     index = torch.tensor([[min(r, num_raw - 1) for r in latent_raw_indices(k, stride)]
-                          for k in range(num_latent_frames(num_raw, stride))])  # [T, stride]
-    grouped = rays[index]  # [T, stride, h, w, 6]
-    return grouped.permute(0, 2, 3, 1, 4).reshape(index.shape[0], grid_h, grid_w, 6 * stride)
+                          for k in range(num_latent)])  # [T, stride]
+    bases = torch.zeros(num_latent, dtype=torch.long) if bases is None else torch.as_tensor(bases, dtype=torch.long)
+    if bases.shape != (num_latent,) or bool((bases < 0).any()) or bool((bases > torch.arange(num_latent)).any()):
+        raise UserError(f"pack_plucker: need one base latent frame <= k per latent frame k ({num_latent}), got "
+                        f"{bases.tolist()}")
+    packed = torch.empty(num_latent, grid_h, grid_w, 6 * stride, dtype=torch.float32)
+    for base in bases.unique().tolist():
+        rows = (bases == base).nonzero()[:, 0]
+        origin = c2w_raw[min(stride * base, num_raw - 1)]
+        poses = c2w_raw[index[rows]]  # [t, stride, 4, 4]
+        poses = torch.linalg.inv(origin) @ poses if base else poses
+        grouped = plucker_rays(poses, K_grid_raw[index[rows]], grid_h, grid_w)  # [t, stride, h, w, 6]
+        packed[rows] = grouped.permute(0, 2, 3, 1, 4).reshape(len(rows), grid_h, grid_w, 6 * stride)
+    return packed
 
 
 def latent_cameras(c2w_raw, K_raw, stride: int):

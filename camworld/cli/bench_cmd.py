@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=42, help="trajectory parameters and sampler noise (SANA-WM: 42)")
     p.add_argument("--num_frames", type=int, default=81, help="frames per video, default 81 = 5 s (SANA-WM: 961)")
     p.add_argument("--steps", type=int, default=8, help="denoising steps (SANA-WM: 60)")
-    p.add_argument("--cfg_scale", type=float, default=5.0)
+    p.add_argument("--cfg_scale", type=float, default=None,
+                   help="text guidance scale (default: the one packaged with the weights; SANA-WM 5.0)")
     p.add_argument("--flow_shift", type=float, default=None,
                    help="default: the shift the weights were trained with (SANA-WM's benchmark: 8.0)")
     p.add_argument("--mode", default="bidirectional", choices=("bidirectional", "ar"))

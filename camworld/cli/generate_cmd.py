@@ -47,7 +47,8 @@ def add_parser(subparsers) -> None:
                    help=f"frames to generate (default: the trajectory, at most {DEFAULT_MAX_FRAMES})")
     p.add_argument("--fps", type=int, default=16)
     p.add_argument("--step", type=int, default=60, help="denoising steps")
-    p.add_argument("--cfg_scale", type=float, default=5.0)
+    p.add_argument("--cfg_scale", type=float, default=None,
+                   help="text guidance scale (default: the one packaged with the weights; SANA-WM 5.0)")
     p.add_argument("--flow_shift", type=float, default=None,
                    help="sampling shift (default: the shift the weights were trained with; SANA-WM's is 9.8)")
     p.add_argument("--seed", type=int, default=42)
@@ -104,7 +105,8 @@ def _check_args(args) -> None:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
     if args.stream and args.mode != "ar":
         raise UserError("--stream needs --mode ar")
-    if args.fps <= 0 or args.step < 1 or args.cfg_scale <= 0 or (args.flow_shift is not None and args.flow_shift <= 0):
+    if (args.fps <= 0 or args.step < 1 or (args.cfg_scale is not None and args.cfg_scale <= 0)
+            or (args.flow_shift is not None and args.flow_shift <= 0)):
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
     if args.num_frames is not None and args.num_frames < 1:
         raise UserError(f"--num_frames must be positive, got {args.num_frames}")
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)
     use_refiner = False if args.no_refiner else (True if args.refiner else None)  # None: the weights' default
     shift = model.default_flow_shift if args.flow_shift is None else args.flow_shift
+    guidance = model.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
     requested = args.num_frames if args.num_frames is not None else min(len(c2w), DEFAULT_MAX_FRAMES)
     num_frames = snap_num_frames(requested, len(c2w), model.stride)
     source_hw = image.shape[:2] if image is not None else model.image_hw
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = model.generate(
-            image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=args.cfg_scale,
+            image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=guidance,
             flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
@@ -187,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         "fov": args.fov if args.intrinsics is None else None, "translation_speed": args.translation_speed,
         "rotation_speed_deg": args.rotation_speed_deg, "num_frames_requested": args.num_frames,
         "num_frames_sampled": result.num_frames, "num_frames_written": int(len(result.c2w)),
-        "fps": args.fps, "step": args.step, "cfg_scale": args.cfg_scale, "flow_shift": shift,
+        "fps": args.fps, "step": args.step, "cfg_scale": guidance, "flow_shift": shift,
         "seed": args.seed, "mode": args.mode, "stream": args.stream, "refiner": result.refined,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             seed=cfg.train.seed, shift=cfg.train.shift, image_cond_prob=cfg.train.image_cond_prob,
             text_dropout=cfg.train.text_dropout, temporal_stride=cfg.model.temporal_stride, camera=stage.camera,
             causal=cfg.train.causal, chunk_first=cfg.model.chunk_first, chunk_size=cfg.model.chunk_size,
+            plucker_rebase_chunks=cfg.model.plucker_rebase_chunks,
         )
         records = train(model, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
                         resume_from=resume_from, info=info)

@@ -64,7 +64,7 @@ class BenchSettings:
     seed: int = 42
     num_frames: int = 81
     steps: int = 8
-    cfg_scale: float = 5.0
+    cfg_scale: float | None = None  # None: the scale packaged with the weights (tiny 1.0); SANA-WM's bench 5.0
     flow_shift: float | None = None  # None: the shift the weights were trained with (tiny 4.0); SANA-WM's bench 8.0
     mode: str = "bidirectional"
     refiner: bool = True
@@ -79,7 +79,8 @@ class BenchSettings:
             raise UserError(f"--scenes must be >= 1, got {self.scenes}")
         if self.num_frames < 2 * TRACK_INTERVAL + 1:
             raise UserError(f"--num_frames must be >= {2 * TRACK_INTERVAL + 1}, got {self.num_frames}")
-        if self.steps < 1 or self.cfg_scale <= 0 or (self.flow_shift is not None and self.flow_shift <= 0):
+        bad_guidance = self.cfg_scale is not None and self.cfg_scale <= 0
+        if self.steps < 1 or bad_guidance or (self.flow_shift is not None and self.flow_shift <= 0):
             raise UserError(f"need --steps >= 1, --cfg_scale > 0 and flow_shift > 0, got {self.steps}, "
                             f"{self.cfg_scale}, {self.flow_shift}")
         if self.mode not in MODES:
@@ -251,14 +252,17 @@ def summarize(per_scene: list[dict], splits) -> dict:
 
 def run_bench(model, settings: BenchSettings, *, progress: bool = True) -> BenchResult:
     """The whole benchmark on `model` (a `WorldModel`, or any object with its `image_hw`, `stride`, `has_refiner`,
-    `refiner_by_default`, `default_flow_shift`, `dit` and `generate`). The refiner runs when settings.refiner and the
-    weights turn it on by default (`WorldModel.refiner_by_default`: on only if it won its A/B); flow_shift None
-    becomes the weights' training shift, recorded in the results."""
+    `refiner_by_default`, `default_flow_shift`, `default_cfg_scale`, `dit` and `generate`). The refiner runs when
+    settings.refiner and the weights turn it on by default (`WorldModel.refiner_by_default`: on only if it won its
+    A/B); flow_shift None becomes the weights' training shift and cfg_scale None their packaged scale, both recorded
+    in the results."""
     settings.check()
     if settings.refiner and not model.refiner_by_default:
         settings = replace(settings, refiner=False)
     if settings.flow_shift is None:
         settings = replace(settings, flow_shift=model.default_flow_shift)
+    if settings.cfg_scale is None:
+        settings = replace(settings, cfg_scale=model.default_cfg_scale)
     num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
     scenes = make_scenes(settings.splits, settings.scenes, seed=settings.seed, num_frames=num_frames,
                          image_hw=tuple(model.image_hw), fov=settings.fov)

@@ -81,7 +81,7 @@ class FollowingSettings:
     action: str = DEFAULT_ACTION
     yaw_seeds: Sequence[int] = ()
     steps: int = 60
-    cfg_scale: float = 5.0
+    cfg_scale: float | None = None  # None: the scale packaged with the weights (`WorldModel.default_cfg_scale`)
     mode: str = "bidirectional"
     refiner: bool | None = None  # None: the weights' default (`WorldModel.refiner_by_default`), as in generate
     refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
@@ -336,6 +336,8 @@ def run_following(model: WorldModel, settings: FollowingSettings, *, progress: b
     settings.check()
     if settings.refiner is None:
         settings = replace(settings, refiner=model.refiner_by_default)
+    if settings.cfg_scale is None:
+        settings = replace(settings, cfg_scale=model.default_cfg_scale)
     if settings.refiner and not model.has_refiner:
         raise UserError(f"the refiner was asked for, but {model.path} has no refiner/")
     if settings.seeds:

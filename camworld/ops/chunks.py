@@ -38,6 +38,20 @@ def chunk_index(num_frames: int, first: int = 4, size: int = 3) -> torch.Tensor:
     return index
 
 
+def rebase_frames(num_frames: int, first: int = 4, size: int = 3, back: int | None = None) -> list[int]:
+    """For every frame, the first frame of the chunk `back` chunks before its own (chunk 0 when there is none);
+    all 0 when `back` is None. Used as the origin of each chunk's Plücker rays (`ModelConfig.plucker_rebase_chunks`).
+    """
+    if back is not None and back < 0:
+        raise UserError(f"rebase distance must be >= 0 chunks or None, got {back}")
+    bounds = chunk_bounds(num_frames, first, size)
+    bases = []
+    for c, (start, end) in enumerate(bounds):
+        base = 0 if back is None else bounds[max(c - back, 0)][0]
+        bases.extend([base] * (end - start))
+    return bases
+
+
 def reverse_gate_mask(num_frames: int, first: int = 4, size: int = 3, offset: int = 0) -> torch.Tensor:
     """Frames whose reverse-scan beta and gamma must be zeroed so the reverse scan stops at chunk boundaries.
 

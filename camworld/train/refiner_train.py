@@ -15,8 +15,10 @@
 Deliberate difference from SANA-WM: its pairs are stage-1 outputs (plus synthetic pairs and degraded real videos);
 the recipe here trains on degraded ground truth only (down-/up-sampled frames + latent noise), which needs no
 stage-1 sampling per clip (60 sampler steps with CFG each, far beyond a CPU budget). `coarse_latents` is the way in
-for stage-1 outputs made offline. Camera inputs are the same as the DiT's (`clip_cameras`); the text is not dropped
-(the refiner runs without guidance).
+for stage-1 outputs made offline. Camera inputs are the same as the DiT's (`clip_cameras`), with Plücker rays from
+frame 0: the refiner's config no longer holds the stage-1 chunk plan that sampling re-bases its rays over
+(`ModelConfig.plucker_rebase_chunks`), and on clips of at most 3 stage-1 chunks (37 frames in the tiny recipe) the
+two maps are the same. The text is not dropped (the refiner runs without guidance).
 
 The model is a `WorldDiT` built with `refiner_model_config` (sink chunk [0], then one chunk of the rest), loaded with
 the stage-4 weights, with LoRA adapters on `REFINER_LORA_LAYERS` (`camworld.modules.lora`); only the adapters train.

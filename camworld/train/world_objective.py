@@ -29,15 +29,19 @@ from camworld.flow.chunk_noise import sample_chunk_sigma
 from camworld.flow.objective import draw_flow_inputs, flow_matching_loss
 from camworld.flow.schedule import sample_train_sigma
 from camworld.models.dit import CameraInputs
-from camworld.ops.chunks import chunk_bounds
+from camworld.ops.chunks import chunk_bounds, rebase_frames
 from camworld.train.loop import draw_generator
 
 TextEncodeFn = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 VideoEncodeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def clip_cameras(c2w: torch.Tensor, K: torch.Tensor, image_hw, grid_hw, stride: int) -> CameraInputs:
-    """CameraInputs for a batch from raw-frame poses [B, F, 4, 4] and pixel intrinsics [B, F, 3, 3]."""
+def clip_cameras(c2w: torch.Tensor, K: torch.Tensor, image_hw, grid_hw, stride: int,
+                 chunk_plan: tuple[int, int] = (4, 3), rebase_chunks: int | None = None) -> CameraInputs:
+    """CameraInputs for a batch from raw-frame poses [B, F, 4, 4] and pixel intrinsics [B, F, 3, 3]. The Plücker
+    rays of each chunk of `chunk_plan` (first, size) start from the chunk `rebase_chunks` earlier, as at sampling
+    (`ModelConfig.plucker_rebase_chunks`)."""
+    bases = rebase_frames((c2w.shape[1] - 1) // stride + 1, *chunk_plan, rebase_chunks)
     c2w_lat, k_lat, plucker = [], [], []
     for b in range(c2w.shape[0]):
         rel = relativize(c2w[b].double().cpu().numpy())
@@ -45,7 +49,7 @@ def clip_cameras(c2w: torch.Tensor, K: torch.Tensor, image_hw, grid_hw, stride: 
         cw, kk = latent_cameras(rel, k_grid, stride)
         c2w_lat.append(torch.as_tensor(cw, dtype=torch.float32))
         k_lat.append(torch.as_tensor(kk, dtype=torch.float32))
-        plucker.append(pack_plucker(rel, k_grid, stride, grid_hw))
+        plucker.append(pack_plucker(rel, k_grid, stride, grid_hw, bases))
     dev = c2w.device
     return CameraInputs(
         c2w=torch.stack(c2w_lat).to(dev), K=torch.stack(k_lat).to(dev), plucker=torch.stack(plucker).to(dev)
@@ -73,6 +77,7 @@ class WorldModelObjective:
     causal: bool = False
     chunk_first: int = 4
     chunk_size: int = 3
+    plucker_rebase_chunks: int | None = None
 
     def __post_init__(self):
         self._null: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -115,7 +120,8 @@ class WorldModelObjective:
         camera = None
         if self.camera:
             image_hw = batch["image_hw"] if "image_hw" in batch else [batch["frames"].shape[2:4]] * b
-            camera = clip_cameras(batch["c2w"], batch["intrinsics"], image_hw, (h, w), self.temporal_stride)
+            camera = clip_cameras(batch["c2w"], batch["intrinsics"], image_hw, (h, w), self.temporal_stride,
+                                  (self.chunk_first, self.chunk_size), self.plucker_rebase_chunks)
         generators = [draw_generator(self.seed, int(d)) for d in batch["draw"]]
         inputs = draw_flow_inputs(
             (t, h, w, x0.shape[-1]), generators, self.sigma_fn(t),

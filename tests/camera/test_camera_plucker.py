@@ -12,7 +12,9 @@ from camworld.camera import (
     latent_raw_indices,
     pack_plucker,
     plucker_rays,
+    relativize,
 )
+from camworld.errors import UserError
 
 K_GRID = np.array([[25.0, 0.0, 20.0], [0.0, 24.0, 11.0], [0.0, 0.0, 1.0]], dtype=np.float32)
 
@@ -85,3 +87,24 @@ def test_latent_cameras_take_last_raw_frame():
     np.testing.assert_array_equal(lat_K[:, 0, 0], [0, 8, 16])
     t_c2w, _ = latent_cameras(torch.from_numpy(c2w), torch.from_numpy(K), 8)
     assert isinstance(t_c2w, torch.Tensor) and t_c2w.shape == (3, 4, 4)
+
+
+def test_rebased_rays_are_those_of_the_trajectory_started_at_the_base():
+    c2w = relativize(action_string_to_c2w("w-12,dw-12,d-12"))  # 37 raw frames, T = 10 with stride 4
+    K = np.repeat(K_GRID[None], len(c2w), axis=0)
+    bases = [0, 0, 0, 0, 4, 4, 4, 7, 7, 7]
+    packed = pack_plucker(c2w, K, 4, (5, 6), bases)
+    torch.testing.assert_close(packed[:4], pack_plucker(c2w, K, 4, (5, 6))[:4])
+    for base, end in ((4, 7), (7, 10)):
+        # Started at raw frame 4·base (the base camera), a clip's latent k − base holds latent k's raw frames.
+        restarted = pack_plucker(relativize(c2w[4 * base:]), K[4 * base:], 4, (5, 6))
+        torch.testing.assert_close(packed[base + 1:end], restarted[1:end - base], atol=1e-5, rtol=1e-5)
+        assert packed[base, ..., -3:].abs().max() < 1e-5  # the base camera is the origin: its rays have no moment
+    assert pack_plucker(c2w, K, 4, (5, 6), [0] * 10).equal(pack_plucker(c2w, K, 4, (5, 6)))
+
+
+@pytest.mark.parametrize("bases", [[0] * 9, [0, 0, 3] + [0] * 7, [-1] + [0] * 9])
+def test_bad_plucker_bases_raise_user_error(bases):
+    c2w = action_string_to_c2w("w-36")
+    with pytest.raises(UserError):
+        pack_plucker(c2w, np.repeat(K_GRID[None], 37, axis=0), 4, (2, 3), bases)

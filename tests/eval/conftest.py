@@ -28,6 +28,7 @@ class PerfectFollower:
         self.stride = stride
         self.has_refiner = self.refiner_by_default = refiner
         self.default_flow_shift = 4.0
+        self.default_cfg_scale = 1.0
         self.dit = _StubDiT()
         self._refiner = _StubDiT()
         self.path = "perfect-follower"
@@ -40,7 +41,7 @@ class PerfectFollower:
     def generate(self, image, prompt, c2w, K, *, num_frames, steps, cfg_scale, flow_shift, seed, refiner_seed,
                  mode, refiner, progress):
         blind = isinstance(self.dit, CameraBlind)
-        self.calls.append({"blind": blind, "num_frames": num_frames, "refiner": refiner})
+        self.calls.append({"blind": blind, "num_frames": num_frames, "refiner": refiner, "cfg_scale": cfg_scale})
         poses = np.asarray(c2w[:num_frames], dtype=np.float64)
         if blind:
             frames = np.repeat(image[None], num_frames, axis=0)

@@ -47,6 +47,7 @@ def test_perfect_follower_against_baselines(perfect_follower_factory, tmp_path):
     table = markdown_table(result)
     assert "| simple | estimator_floor |" in table and "| simple | no_camera |" in table
     assert data["settings"]["flow_shift"] == 4.0 and "flow shift 4.0," in table  # resolved from the weights
+    assert data["settings"]["cfg_scale"] == 1.0 and "cfg 1.0," in table
     assert not list(tmp_path.glob(".*tmp*"))
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from camworld.errors import UserError
-from camworld.ops.chunks import chunk_bounds, chunk_index, reverse_gate_mask
+from camworld.ops.chunks import chunk_bounds, chunk_index, rebase_frames, reverse_gate_mask
 
 
 def test_first_chunk_of_four_then_threes():
@@ -29,8 +29,18 @@ def test_reverse_gate_mask_offset_is_a_window_of_the_global_plan(offset):
     assert torch.equal(reverse_gate_mask(5, offset=offset), reverse_gate_mask(offset + 5)[offset:])
 
 
+def test_rebase_frames_start_the_chunk_so_many_chunks_back():
+    assert rebase_frames(10, back=2) == [0] * 10  # a training clip of 3 chunks: frame 0 everywhere
+    assert rebase_frames(14, back=2) == [0] * 10 + [4, 4, 4, 7]
+    assert rebase_frames(14, back=0) == [0] * 4 + [4] * 3 + [7] * 3 + [10] * 3 + [13]
+    assert rebase_frames(14, back=None) == [0] * 14
+    assert rebase_frames(5, first=1, size=2, back=1) == [0, 0, 0, 1, 1]
+
+
 def test_bad_plan_raises_user_error():
     with pytest.raises(UserError):
         chunk_bounds(5, first=0)
     with pytest.raises(UserError):
         reverse_gate_mask(5, offset=-1)
+    with pytest.raises(UserError):
+        rebase_frames(5, back=-1)

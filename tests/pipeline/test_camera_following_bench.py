@@ -36,6 +36,7 @@ def test_static_trajectory_report(world_model, tmp_path):
     assert {"settings", "windows", "per_seed", "summary", "beats", "yaw", "camera_ablation"} <= set(data)
     assert data["windows"] == {"first fifth": [1, 1], "last fifth": [8, 8]}
     assert data["settings"]["refiner_used"] == world_model.refiner_by_default  # the default is generate's
+    assert data["settings"]["cfg_scale"] == world_model.default_cfg_scale
     assert set(data["summary"]) == {*SYSTEMS, CEILING} and len(data["per_seed"]) == 2
     for window in data["windows"]:
         assert set(data["beats"][window]) == {"repeat_first_frame", "no_camera", "both"}

@@ -41,6 +41,7 @@ def test_bidirectional_from_a_world_render_with_refiner(weights_dir, tmp_path, c
     assert info["num_frames_sampled"] == 17 and info["num_frames_written"] == 16 and info["refiner"]
     assert info["mode"] == "bidirectional" and info["world_seed"] == 3 and info["prompt"] == info["world_caption"]
     assert info["image_hw"] == [32, 64] and info["step"] == 1 and info["seed"] == 42
+    assert info["cfg_scale"] == 5.0  # the weights' packaged `sampling.cfg_scale` (here the dataclass default)
     assert {"load", "text", "encode", "sample", "refine", "decode", "total"} <= set(info["timings_s"])
     assert sorted(p.name for p in out.iterdir()) == ["c2w.npy", "generation.json", "intrinsics.npy", "video.mp4"]
 
@@ -57,12 +58,14 @@ def test_ar_stream_from_an_image_and_a_camera_file(weights_dir, tmp_path, capsys
     rc, _ = _run(capsys, "--checkpoint", weights_dir, "--image", tmp_path / "first.png", "--camera",
                  tmp_path / "c2w.npy", "--intrinsics", tmp_path / "K.npy", "--prompt", tmp_path / "prompt.txt",
                  "--mode", "ar", "--stream", "--no_refiner", "--num_frames", 18, "--step", 2, "--threads", 1,
+                 "--cfg_scale", 1,
                  "--output_dir", out)
     assert rc == 0
     assert read_video(out / "video.mp4").shape[0] == 17  # 18 snapped to 4k+1
     np.testing.assert_allclose(np.load(out / "c2w.npy"), relativize(world_c2w)[:17], atol=1e-5)
     info = json.loads((out / "generation.json").read_text())
     assert info["stream"] and not info["refiner"] and info["prompt"] == "a plain grey room"
+    assert info["cfg_scale"] == 1.0
     assert info["source_hw"] == [90, 200] and not (out / "video.streaming.mp4").exists()
 
 

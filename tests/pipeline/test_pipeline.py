@@ -177,3 +177,36 @@ def test_image_load_errors(tmp_path):
     bad.write_bytes(b"\x89PNG not really")
     with pytest.raises(UserError, match="not a readable image"):
         load_image(bad)
+
+
+def test_generate_rebases_plucker_rays_and_takes_the_packaged_guidance(weights_dir, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import camworld.pipeline as pipeline
+    from camworld.ops.chunks import rebase_frames
+
+    weights = tmp_path / "weights"
+    shutil.copytree(weights_dir, weights)
+    config = json.loads((weights / "dit" / "config.json").read_text())
+    config["sampling"] = {"cfg_scale": 1.0}
+    (weights / "dit" / "config.json").write_text(json.dumps(config))
+    model = pipeline.WorldModel.from_pretrained(weights)
+    seen = {}
+
+    def spy_cameras(*args):
+        seen["bases"] = args[7]
+        return prepare_cameras(*args)
+
+    class SpyGuidance(pipeline.ClassifierFreeGuidance):
+        def __init__(self, *args):
+            super().__init__(*args)
+            seen["scale"] = self.scale
+
+    monkeypatch.setattr(pipeline, "prepare_cameras", spy_cameras)
+    monkeypatch.setattr(pipeline, "ClassifierFreeGuidance", SpyGuidance)
+    c2w = action_string_to_c2w("w-20,dw-20,d-12")  # 53 frames: 14 latent frames in 5 chunks
+    model.generate(_image(model.image_hw), "", c2w, _intrinsics(model.image_hw, len(c2w)), steps=1, mode="ar",
+                   refiner=False, progress=False)
+    assert model.default_cfg_scale == seen["scale"] == 1.0
+    assert seen["bases"] == rebase_frames(14, 4, 3, 2) and seen["bases"][-1] == 7

@@ -143,6 +143,11 @@ def test_package_from_checkpoints_round_trip_and_bad_base(weights_dir, tmp_path,
     assert "no LoRA tensors" in capsys.readouterr().err
     assert script.main([*common, "--dit", str(tmp_path / "other")]) == 0  # no refiner: an old refiner/ goes
     assert not (out / "refiner").exists() and not WorldModel(out).has_refiner
+    assert WorldModel(out).default_cfg_scale == 5.0  # the run config's (SANA-WM's) unless packaging says otherwise
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), "--cfg-scale", "1"]) == 0
+    assert WorldModel(out).default_cfg_scale == 1.0 and json.loads((out / "sources.json").read_text())["cfg_scale"] == 1
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), "--cfg-scale", "0"]) == 2
+    assert "--cfg-scale must be > 0" in capsys.readouterr().err
 
 
 def test_refiner_runs_by_default_only_when_its_config_says_so(lora_weights, tmp_path):

@@ -123,3 +123,21 @@ def test_stage_chain_loads_weights_and_initialises_camera_from_main_qkv():
         assert torch.equal(block.attn.camera.q_proj_cam.weight, q_main)
     with pytest.raises(ValueError, match="not an earlier stage"):
         load_previous_stage(m3, {"bogus.weight": torch.zeros(1)})
+
+
+def test_clip_cameras_rebase_plucker_rays_as_sampling_does():
+    from camworld.camera import action_string_to_c2w, intrinsics_to_grid, pack_plucker, relativize
+    from camworld.ops.chunks import rebase_frames
+    from camworld.train.world_objective import clip_cameras
+
+    K = np.array([[64.0, 0, 64], [0, 64, 36], [0, 0, 1]], np.float32)
+    c2w = torch.as_tensor(action_string_to_c2w("w-20,dw-20,d-12"))[None]  # 53 raw frames: 14 latent, 5 chunks
+    Ks = torch.as_tensor(K).expand(1, 53, 3, 3)
+    rebased = clip_cameras(c2w, Ks, [(72, 128)], (9, 16), 4, (4, 3), 2)
+    plain = clip_cameras(c2w, Ks, [(72, 128)], (9, 16), 4)
+    k_grid = intrinsics_to_grid(Ks[0].double().numpy(), (72, 128), (9, 16))
+    expected = pack_plucker(relativize(c2w[0].double().numpy()), k_grid, 4, (9, 16), rebase_frames(14, 4, 3, 2))
+    torch.testing.assert_close(rebased.plucker[0], expected)
+    assert torch.equal(rebased.plucker[:, :10], plain.plucker[:, :10])  # the first 3 chunks: frame 0 either way
+    assert not torch.allclose(rebased.plucker[:, 10:], plain.plucker[:, 10:])
+    assert torch.equal(rebased.c2w, plain.c2w)  # the UCPE branch keeps frame-0 poses (it sees only relative ones)
