@@ -38,14 +38,15 @@ class ModelConfig:
     plucker: bool = True  # fine camera branch (raw-rate Plücker, added after self-attention)
     chunk_first: int = 4  # chunk-causal plan: first chunk of 4 latent frames ("first_chunk_plus_one")...
     chunk_size: int = 3  # ...then chunks of 3
-    # The Plücker rays of chunk c are expressed in the camera frame of the first latent frame of chunk
-    # c − plucker_rebase_chunks (chunk 0 when there is none), not of frame 0 as in SANA-WM (None restores that).
-    # Our addition: SANA-WM trains on minute-long clips, the tiny preset on 37 frames (3 chunks), so its rays were
-    # never more than ~2 s from their origin. Anchored to frame 0, a minute-long rollout feeds it rays tens of metres
-    # and several turns away, and it dissolves into texture; with 2 (the oldest chunk of the softmax window) every
-    # chunk stays in the trained range. On clips of at most 3 chunks (all our training clips) both give the same
-    # map. The UCPE branch is left as it is: its attention sees relative poses P_i P_j⁻¹.
-    plucker_rebase_chunks: int | None = 2
+    # The Plücker rays of chunk c are expressed in a frame at the first camera of chunk c − plucker_rebase_chunks
+    # (chunk 0 when there is none), turned only in heading (`camera.plucker.level_frame`), not in frame 0's as in
+    # SANA-WM (None restores that). Our addition: SANA-WM trains on minute-long clips, the tiny preset on 37 frames
+    # (3 chunks), so its rays were never far from their origin; from frame 0, a minute-long walk takes them tens of
+    # metres and several turns away and the video dissolves into texture. 6 leaves every clip of up to 7 chunks
+    # (85 frames) on frame-0 rays, which its revisits need (re-based after 2 chunks, revisit PSNR on the bench's 5 s
+    # backtrack fell from 20.6 to 15.3 dB), and all training clips. Keeping frame 0's up direction keeps the horizon:
+    # fully turned (after 2 chunks), the bench's 5 s crane shot lost 5 dB in its last window. UCPE sees relative poses.
+    plucker_rebase_chunks: int | None = 6
     kv_sink_chunks: int = 1  # streaming softmax KV cache: chunks kept forever (attention sink)
     kv_window_chunks: int = 2  # plus this many most recent chunks
     gdn_backend: str = "auto"  # auto | reference | chunked | fla

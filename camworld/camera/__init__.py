@@ -18,6 +18,7 @@ from camworld.camera.metrics import align_extrinsics, find_revisit_pairs, pose_e
 from camworld.camera.plucker import (
     latent_cameras,
     latent_raw_indices,
+    level_frame,
     num_latent_frames,
     pack_plucker,
     plucker_rays,
@@ -39,6 +40,7 @@ __all__ = [
     "load_c2w",
     "load_intrinsics",
     "num_latent_frames",
+    "level_frame",
     "pack_plucker",
     "parse_action_string",
     "plucker_rays",

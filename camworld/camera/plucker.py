@@ -53,6 +53,17 @@ def num_latent_frames(num_raw: int, stride: int) -> int:
     return (num_raw - 1) // stride + 1
 
 
+def level_frame(c2w) -> torch.Tensor:
+    """The frame at camera `c2w` [4, 4] (float64 tensor) turned only about frame 0's vertical axis (y, OpenCV): its
+    centre, and its heading (the yaw of its viewing axis), but frame 0's up direction."""
+    heading = torch.atan2(c2w[0, 2], c2w[2, 2])
+    cos, sin = torch.cos(heading), torch.sin(heading)
+    frame = torch.eye(4, dtype=c2w.dtype)
+    frame[0, 0], frame[0, 2], frame[2, 0], frame[2, 2] = cos, sin, -sin, cos
+    frame[:3, 3] = c2w[:3, 3]
+    return frame
+
+
 def pack_plucker(c2w_raw, K_grid_raw, stride: int, grid_hw, bases=None) -> torch.Tensor:
     """Per-latent-frame stack of the raw frames' Plücker maps, `[T, h, w, 6·stride]` float32.
 
@@ -79,7 +90,7 @@ def pack_plucker(c2w_raw, K_grid_raw, stride: int, grid_hw, bases=None) -> torch
     packed = torch.empty(num_latent, grid_h, grid_w, 6 * stride, dtype=torch.float32)
     for base in bases.unique().tolist():
         rows = (bases == base).nonzero()[:, 0]
-        origin = c2w_raw[min(stride * base, num_raw - 1)]
+        origin = level_frame(c2w_raw[min(stride * base, num_raw - 1)])
         poses = c2w_raw[index[rows]]  # [t, stride, 4, 4]
         poses = torch.linalg.inv(origin) @ poses if base else poses
         grouped = plucker_rays(poses, K_grid_raw[index[rows]], grid_h, grid_w)  # [t, stride, h, w, 6]

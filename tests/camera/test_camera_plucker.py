@@ -10,6 +10,7 @@ from camworld.camera import (
     action_string_to_c2w,
     latent_cameras,
     latent_raw_indices,
+    level_frame,
     pack_plucker,
     plucker_rays,
     relativize,
@@ -101,6 +102,21 @@ def test_rebased_rays_are_those_of_the_trajectory_started_at_the_base():
         torch.testing.assert_close(packed[base + 1:end], restarted[1:end - base], atol=1e-5, rtol=1e-5)
         assert packed[base, ..., -3:].abs().max() < 1e-5  # the base camera is the origin: its rays have no moment
     assert pack_plucker(c2w, K, 4, (5, 6), [0] * 10).equal(pack_plucker(c2w, K, 4, (5, 6)))
+
+
+def test_rebasing_keeps_frame_0_up_direction():
+    c2w = relativize(action_string_to_c2w("i-20,dw-16,j-8"))  # pitch up, then yaw while walking, then strafe
+    K = np.repeat(K_GRID[None], len(c2w), axis=0)
+    plain, rebased = pack_plucker(c2w, K, 4, (5, 6)), pack_plucker(c2w, K, 4, (5, 6), [0] * 7 + [7] * 5)
+    d_plain, d_rebased = plain.unflatten(-1, (4, 6)), rebased.unflatten(-1, (4, 6))
+    # Turned only about the vertical axis: every ray keeps its vertical component, pitch and horizon included...
+    torch.testing.assert_close(d_rebased[..., 1], d_plain[..., 1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(d_rebased[7:, ..., 0], d_plain[7:, ..., 0], atol=1e-3)  # ...but not its heading
+    assert d_rebased[7, ..., -1, 3:].abs().max() < 1e-5  # the base camera (raw frame 28, mid-turn) is the origin
+    pitched = torch.as_tensor(c2w[28])
+    frame = level_frame(pitched)
+    torch.testing.assert_close(frame[:3, 3], pitched[:3, 3])
+    assert abs(float(frame[1, 2])) < 1e-12 and abs(float(pitched[1, 2])) > 0.1  # level, though the camera is not
 
 
 @pytest.mark.parametrize("bases", [[0] * 9, [0, 0, 3] + [0] * 7, [-1] + [0] * 9])

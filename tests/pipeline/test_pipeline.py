@@ -190,6 +190,7 @@ def test_generate_rebases_plucker_rays_and_takes_the_packaged_guidance(weights_d
     shutil.copytree(weights_dir, weights)
     config = json.loads((weights / "dit" / "config.json").read_text())
     config["sampling"] = {"cfg_scale": 1.0}
+    config["model"]["plucker_rebase_chunks"] = 2  # the default, 6, starts only after 7 chunks
     (weights / "dit" / "config.json").write_text(json.dumps(config))
     model = pipeline.WorldModel.from_pretrained(weights)
     seen = {}
