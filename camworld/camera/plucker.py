@@ -72,8 +72,9 @@ def pack_plucker(c2w_raw, K_grid_raw, stride: int, grid_hw, bases=None) -> torch
     raw frame repeat the last pose.
 
     bases: None (every ray in the frame of c2w_raw, SANA-WM) or, per latent frame k, the latent frame b_k whose
-    camera (raw frame stride·b_k) is the origin of latent k's rays: they are computed from P_{b_k}⁻¹ · c2w. Bases
-    of 0 give the plain map, since c2w_raw is relative to raw frame 0.
+    camera P (raw frame stride·b_k) is the origin of latent k's rays: they are computed from L⁻¹ · c2w with
+    L = `level_frame(P)` (P's centre and heading, frame 0's up direction). Bases of 0 give the plain map, since
+    c2w_raw is relative to raw frame 0.
     """
     c2w_raw, K_grid_raw = _as_float64(c2w_raw), _as_float64(K_grid_raw)
     num_raw = c2w_raw.shape[0]
