@@ -77,7 +77,8 @@ def main() -> None:
     objective = WorldModelObjective(encode_text=encode_text, seed=0, shift=cfg.train.shift,
                                     temporal_stride=cfg.model.temporal_stride, camera=stage.camera,
                                     causal=cfg.train.causal, chunk_first=cfg.model.chunk_first,
-                                    chunk_size=cfg.model.chunk_size)
+                                    chunk_size=cfg.model.chunk_size,
+                                    plucker_rebase_chunks=cfg.model.plucker_rebase_chunks)
     batch, tokens = make_batch(cfg, args.batch)
     torch.manual_seed(0)
     model = WorldDiT(cfg.model)
