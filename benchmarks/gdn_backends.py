@@ -2,7 +2,9 @@
 
 Prints seconds per call for each backend and the reference / backend ratio, all measured in this one run:
     python3 benchmarks/gdn_backends.py [--batch 2 --frames 16 --tokens 144 --heads 4 --dim 64]
-                                        [--repeats 10 --threads N --cpu-time]
+                                        [--repeats 10 --threads N --cpu-time] [--device cuda]
+
+On CUDA the flash-linear-attention backend (`fla`, one token per frame only) is timed too when --tokens 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import torch
 
 from camworld.ops.gdn import frame_delta_scan, key_scale
+from camworld.ops.gdn_fla import fla_available
 
 
 def _inputs(batch, frames, tokens, heads, dim, dtype):
@@ -27,8 +30,13 @@ def _inputs(batch, frames, tokens, heads, dim, dtype):
 
 
 def _once(backend, inputs, reverse, clock):
+    cuda = inputs[0].is_cuda
+    if cuda:
+        torch.cuda.synchronize()
     start = clock()
     frame_delta_scan(*inputs, reverse=reverse, backend=backend).square().mean().backward()
+    if cuda:
+        torch.cuda.synchronize()
     return clock() - start
 
 
@@ -53,18 +61,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the process CPU clock: steadier on a shared machine (use with --threads 1)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
     args = parser.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     torch.set_num_threads(args.threads)
     inputs = _inputs(args.batch, args.frames, args.tokens, args.heads, args.dim, getattr(torch, args.dtype))
+    inputs = [x.detach().to(args.device).requires_grad_() for x in inputs]
+    where = torch.cuda.get_device_name() if inputs[0].is_cuda else f"threads={torch.get_num_threads()}"
     print(f"B={args.batch} T={args.frames} S={args.tokens} H={args.heads} K=V={args.dim} {args.dtype} "
-          f"threads={torch.get_num_threads()}; best of {args.repeats}, forward + backward, "
-          f"{'process CPU' if args.cpu_time else 'wall'} time")
+          f"{where}; best of {args.repeats}, forward + backward, {'process CPU' if args.cpu_time else 'wall'} time")
+    backends = ("reference", "chunked")
+    if inputs[0].is_cuda and args.tokens == 1 and fla_available():
+        backends += ("fla",)
     for reverse in (False, True):
-        best = _best_times(("reference", "chunked"), inputs, reverse, args.repeats, clock)
-        ref, fast = best["reference"], best["chunked"]
-        print(f"reverse={reverse!s:5}  reference {ref * 1e3:8.2f} ms  chunked {fast * 1e3:8.2f} ms  "
-              f"reference/chunked = {ref / fast:.2f}x")
+        best = _best_times(backends, inputs, reverse, args.repeats, clock)
+        ref = best["reference"]
+        print(f"reverse={reverse!s:5}  reference {ref * 1e3:8.2f} ms  " + "  ".join(
+            f"{name} {t * 1e3:8.2f} ms (reference/{name} = {ref / t:.2f}x)" for name, t in best.items()
+            if name != "reference"))
 
 
 if __name__ == "__main__":

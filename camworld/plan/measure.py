@@ -1,12 +1,17 @@
-"""Measured peak memory of one generation run on the CPU, phase by phase: the ground truth `camworld.plan.memory` is
-calibrated against (benchmarks/plan_calibration.py) and tested with (tests/test_plan.py).
+"""Measured peak memory of one generation run, phase by phase, on the CPU or a CUDA device: the ground truth
+`camworld.plan.memory` is calibrated against (benchmarks/plan_calibration.py), tested with (tests/test_plan.py) and
+checked on a GPU with (benchmarks/plan_gpu.py).
 
 Run it in a fresh process, `python3 -m camworld.plan.measure --preset tiny --num_frames 17 --dtype bf16 --mode ar`,
 which prints one JSON object. Memory is the process's resident set (Linux /proc/self/status): the peak (VmHWM) is
 reset before every phase through /proc/self/clear_refs, and every number is relative to the resident set after the
 imports and a warm-up (a matmul, a conv and, when the text phase runs, one throwaway text-encoder load: the
 baseline). Freed heap is handed back with glibc's malloc_trim between phases, so a
-phase starts from what is really live.
+phase starts from what is really live. With `--device cuda` memory is the caching allocator's allocated bytes
+(`torch.cuda.memory_allocated`, its peak reset before every phase): what the planner predicts for a GPU, with the
+allocator's cached-but-free blocks and the CUDA context left out as the plan says. Models are then built on the
+device in fp32 and cast there, and decoded frames leave for the host; the text phase needs the bundled encoder
+and is CPU-only here.
 
 The run mirrors a sampler with the work cut to what sets the peak: the text encoder encodes the prompt and the
 empty prompt, then is freed; stage-1 runs `steps` denoising passes on a CFG-doubled batch (bidirectional: whole
@@ -24,6 +29,7 @@ import argparse
 import ctypes
 import gc
 import json
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -54,6 +60,7 @@ class MeasureSpec:
     no_refiner: bool = False
     phases: tuple[str, ...] = ("text", "denoise", "refine", "decode")
     threads: int = 1
+    device: str = "cpu"
 
 
 def _status_kib(field: str) -> int:
@@ -83,19 +90,47 @@ def release_freed() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def build(module_class, cfg, dtype: torch.dtype) -> torch.nn.Module:
+def build(module_class, cfg, dtype: torch.dtype, device: str = "cpu") -> torch.nn.Module:
     torch.manual_seed(0)
-    model = module_class(cfg).to(dtype).eval().requires_grad_(False)
+    with torch.device(device):
+        model = module_class(cfg).to(dtype).eval().requires_grad_(False)
     release_freed()
     return model
 
 
-def _cameras(cfg: RunConfig, batch: int, frames: int, h: int, w: int, dtype: torch.dtype) -> CameraInputs:
+class CudaMemory:
+    """The allocator's live and peak bytes on the current CUDA device, with the same calls as the CPU's VmRSS."""
+
+    @staticmethod
+    def current() -> int:
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated()
+
+    @staticmethod
+    def peak() -> int:
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+
+    @staticmethod
+    def reset() -> None:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+class HostMemory:
+    """The process's resident set (VmRSS) and its peak (VmHWM)."""
+
+    current = staticmethod(rss_bytes)
+    peak = staticmethod(peak_rss_bytes)
+    reset = staticmethod(reset_peak)
+
+
+def _cameras(cfg: RunConfig, batch: int, frames: int, h: int, w: int, dtype: torch.dtype, device: str) -> CameraInputs:
     c2w = torch.eye(4).repeat(batch, frames, 1, 1)
     c2w[..., 2, 3] = torch.linspace(0.0, 1.0, frames)
     K = torch.tensor([[0.9 * w, 0.0, (w - 1) / 2], [0.0, 0.9 * w, (h - 1) / 2], [0.0, 0.0, 1.0]])
     plucker = torch.randn(batch, frames, h, w, 6 * cfg.model.temporal_stride).to(dtype)
-    return CameraInputs(c2w, K.repeat(batch, frames, 1, 1), plucker)
+    return CameraInputs(c2w.to(device), K.repeat(batch, frames, 1, 1).to(device), plucker.to(device))
 
 
 def _latent_shape(cfg: RunConfig, num_frames: int) -> tuple[int, int, int]:
@@ -105,20 +140,20 @@ def _latent_shape(cfg: RunConfig, num_frames: int) -> tuple[int, int, int]:
     return (num_frames - 1) // st + 1, cfg.tokenizer.height // s, cfg.tokenizer.width // s
 
 
-def _text(cfg: RunConfig, batch: int, dtype: torch.dtype, encoded=None):
+def _text(cfg: RunConfig, batch: int, dtype: torch.dtype, device: str, encoded=None):
     if encoded is not None:
         features, mask = encoded
     else:
         features = torch.randn(batch, cfg.text.max_tokens, cfg.model.text_dim)
         mask = torch.ones(batch, cfg.text.max_tokens, dtype=torch.bool)
-    return features.to(dtype), mask
+    return features.to(device, dtype), mask.to(device)
 
 
 @torch.no_grad()
 def run_bidirectional(model: WorldDiT, x: torch.Tensor, text, mask, camera: CameraInputs, steps: int, cfg_batch: bool):
     """Euler steps of the whole clip x [1, T, h, w, C]; with `cfg_batch` the batch is [cond; uncond]."""
     for i in range(steps):
-        sigma = torch.full((x.shape[0], x.shape[1]), 1.0 - i / max(steps, 1))
+        sigma = torch.full((x.shape[0], x.shape[1]), 1.0 - i / max(steps, 1), device=x.device)
         xin = torch.cat([x, x]) if cfg_batch else x
         v = model(xin, torch.cat([sigma, sigma]) if cfg_batch else sigma, text, mask, camera)
         if cfg_batch:
@@ -137,23 +172,25 @@ def run_streaming(model: WorldDiT, x: torch.Tensor, text, mask, camera: CameraIn
     for start, end in chunk_bounds(x.shape[1], model.cfg.chunk_first, model.cfg.chunk_size):
         chunk, cam = x[:, start:end], camera.frames(start, end)
         for i in range(steps):
-            sigma = torch.full((batch, end - start), 1.0 - i / max(steps, 1))
+            sigma = torch.full((batch, end - start), 1.0 - i / max(steps, 1), device=x.device)
             v, _ = model.step(torch.cat([chunk] * batch), sigma, text, mask, cam, state)
             if cfg_batch:
                 cond, uncond = v.chunk(2)
                 v = uncond + GUIDANCE * (cond - uncond)
             chunk = chunk - v / steps
-        _, state = model.step(torch.cat([chunk] * batch), torch.zeros(batch, end - start), text, mask, cam, state)
+        sigma = torch.zeros(batch, end - start, device=x.device)
+        _, state = model.step(torch.cat([chunk] * batch), sigma, text, mask, cam, state)
         out.append(chunk)
     return torch.cat(out, dim=1)
 
 
 @torch.no_grad()
 def decode_to_uint8(vae: CausalVideoVAE, z: torch.Tensor) -> list[torch.Tensor]:
-    """Chunked streaming decode; every chunk leaves as uint8 frames [1, n, H, W, 3] (what a writer would keep)."""
+    """Chunked streaming decode; every chunk leaves as uint8 frames [1, n, H, W, 3] on the host (what a writer
+    would keep)."""
     stream = vae.stream_decoder()
     step = vae.cfg.chunk_latents
-    return [to_uint8(stream.step(z[:, k : k + step])) for k in range(0, z.shape[1], step)]
+    return [to_uint8(stream.step(z[:, k : k + step])).cpu() for k in range(0, z.shape[1], step)]
 
 
 def _encode_text(cfg: RunConfig):
@@ -169,50 +206,59 @@ def _encode_text(cfg: RunConfig):
 
 def measure(spec: MeasureSpec) -> dict:
     """Run `spec` in this process and return the baseline and, per phase, `resident` (live bytes when the phase
-    starts) and `peak` (its peak), both above the baseline, plus `weights` (bytes each built model added)."""
-    if spec.dtype not in DTYPES or spec.mode not in MODES:
-        raise UserError(f"dtype must be one of {list(DTYPES)} and mode one of {list(MODES)}")
+    starts), `peak` (its peak), both above the baseline, and `seconds` (its wall time), plus `weights` (bytes each
+    built model added)."""
+    if spec.dtype not in DTYPES or spec.mode not in MODES or spec.device not in ("cpu", "cuda"):
+        raise UserError(f"dtype must be one of {list(DTYPES)}, mode one of {list(MODES)} and device cpu or cuda")
+    cuda = spec.device == "cuda"
+    if cuda and "text" in spec.phases:
+        raise UserError("the text phase is measured on the CPU only: leave it out of --phases with --device cuda")
+    if cuda and not torch.cuda.is_available():
+        raise UserError("--device cuda but torch sees no CUDA device")
+    memory = CudaMemory if cuda else HostMemory
     torch.set_num_threads(spec.threads)
     cfg = get_preset(spec.preset)
     dtype = DTYPES[spec.dtype]
     t, h, w = _latent_shape(cfg, spec.num_frames)
     if "text" in spec.phases:
         _encode_text(cfg)  # a first load imports what the encoder needs: imports are not the encoder's memory
-    torch.randn(64, 64) @ torch.randn(64, 64)
-    torch.nn.functional.conv2d(torch.randn(1, 4, 8, 8), torch.randn(4, 4, 3, 3))
+    torch.randn(64, 64, device=spec.device) @ torch.randn(64, 64, device=spec.device)
+    torch.nn.functional.conv2d(torch.randn(1, 4, 8, 8, device=spec.device), torch.randn(4, 4, 3, 3, device=spec.device))
     release_freed()
-    baseline = rss_bytes()
+    baseline = memory.current()
     result = {"spec": asdict(spec), "baseline": baseline, "phases": {}, "weights": {}}
 
     def phase(name, fn):
         release_freed()
-        resident = rss_bytes() - baseline
-        reset_peak()
+        resident = memory.current() - baseline
+        memory.reset()
+        tic = time.perf_counter()
         out = fn()
-        result["phases"][name] = {"resident": resident, "peak": peak_rss_bytes() - baseline}
+        peak = memory.peak() - baseline  # synchronises the device first, so the time below is the phase's
+        result["phases"][name] = {"resident": resident, "peak": peak, "seconds": time.perf_counter() - tic}
         return out
 
     def load(name, module_class, module_cfg):
-        before = rss_bytes()
-        model = build(module_class, module_cfg, dtype)
-        result["weights"][name] = rss_bytes() - before
+        before = memory.current()
+        model = build(module_class, module_cfg, dtype, spec.device)
+        result["weights"][name] = memory.current() - before
         return model
 
     refine = "refine" in spec.phases and not spec.no_refiner
     encoded = phase("text", lambda: _encode_text(cfg)) if "text" in spec.phases else None
-    text, mask = _text(cfg, 2, dtype, encoded)
+    text, mask = _text(cfg, 2, dtype, spec.device, encoded)
     dit = load("dit", WorldDiT, cfg.model)
     vae = None if spec.offload_vae else load("vae", CausalVideoVAE, cfg.tokenizer)
     refiner = load("refiner", WorldDiT, cfg.model) if refine and not spec.offload_refiner else None
     run = run_bidirectional if spec.mode == "bidirectional" else run_streaming
-    z = torch.randn(1, t, h, w, cfg.model.in_channels).to(dtype)
+    z = torch.randn(1, t, h, w, cfg.model.in_channels).to(spec.device, dtype)
     if "denoise" in spec.phases:
-        camera = _cameras(cfg, 2, t, h, w, dtype)
+        camera = _cameras(cfg, 2, t, h, w, dtype, spec.device)
         z = phase("denoise", lambda: run(dit, z, text, mask, camera, spec.steps, True))
         del camera
     if refine:
         refiner = refiner if refiner is not None else load("refiner", WorldDiT, cfg.model)
-        camera = _cameras(cfg, 1, t + 1, h, w, dtype)
+        camera = _cameras(cfg, 1, t + 1, h, w, dtype, spec.device)
         clip = torch.cat([z[:, :1], z], dim=1)
         z = phase("refine", lambda: run(refiner, clip, text[:1], mask[:1], camera, spec.steps, False))[:, 1:]
         del camera, clip
@@ -237,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no_refiner", action="store_true")
     parser.add_argument("--phases", default="text,denoise,refine,decode")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
     spec = MeasureSpec(
         args.preset, args.num_frames, args.dtype, args.mode, args.steps, args.offload_vae, args.offload_refiner,
-        args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads,
+        args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads, args.device,
     )
     print(json.dumps(measure(spec)))
     return 0

@@ -55,6 +55,30 @@ def test_auto_on_cpu_matches_reference(gdn_inputs):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("tokens", [1, 3, 7])
+def test_chunked_equals_reference_on_cuda(gdn_inputs, tokens, reverse):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    inputs = gdn_inputs(frames=7, tokens=tokens, dk=16, dv=16, dtype=torch.float32, seed=tokens, device="cuda")
+    _assert_backends_agree(inputs, "chunked", reverse, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cuda_scan_equals_cpu_float64(gdn_inputs, reverse):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    exact = gdn_inputs(frames=7, tokens=3, dk=16, dv=16, dtype=torch.float64, seed=11)
+    o_ref, s_ref, g_ref = _outputs_and_grads(exact, "reference", reverse)
+    o, s, g = _outputs_and_grads([x.float().cuda() for x in exact], "auto", reverse)
+    torch.testing.assert_close(o.cpu().double(), o_ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(s.cpu().double(), s_ref, atol=1e-4, rtol=1e-4)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a.cpu().double(), b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("frames", [1, 5, 7])
 def test_fla_equals_reference_on_cuda(gdn_inputs, frames, reverse):
     if not torch.cuda.is_available() or importlib.util.find_spec("fla") is None:
