@@ -17,7 +17,8 @@ timeout 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/ops/test_gdn_e
   timeout 60 python3 benchmarks/gdn_backends.py --device cuda --batch 2 --frames 241 --tokens 1 --heads 20 --dim 112
   timeout 60 python3 benchmarks/gdn_backends.py --device cuda --batch 1 --frames 16 --tokens 880 --heads 20 --dim 112
 } 2>&1 | tee "$OUT/gdn_backends.txt"
-timeout 120 python3 benchmarks/train_throughput.py --preset full --device cuda --batch 1 --steps 3 2>&1 \
+timeout 120 python3 benchmarks/train_throughput.py --preset full --device cuda --batch 1 --steps 3 \
+  --gradient-checkpointing 2>&1 \
   | tee "$OUT/train_throughput_full.txt"
 timeout 260 python3 benchmarks/plan_gpu.py --cap-s 110 --budget-s 170 --out "$OUT/plan_gpu.json" 2>&1 \
   | tee "$OUT/plan_gpu.txt"

@@ -8,13 +8,14 @@ and prints tokens/s, achieved TFLOP/s and MFU = achieved / measured bf16 peak. L
 structure (no tokenizer in the loop), cameras a forward dolly, text a fixed random embedding.
 
     python3 benchmarks/train_throughput.py --stage 3 --batch 4 --steps 5
-    python3 benchmarks/train_throughput.py --preset full --device cuda --batch 1    # on a GPU
+    python3 benchmarks/train_throughput.py --preset full --device cuda --batch 1 --gradient-checkpointing  # a GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -73,11 +74,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "small", "full"])
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--gradient-checkpointing", dest="checkpointing", action="store_true",
+                        help="recompute each block's activations in the backward (the full preset needs it on 80 GB)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cfg = apply_stage(get_preset(args.preset), args.stage)
+    cfg = replace(cfg, model=replace(cfg.model, gradient_checkpointing=args.checkpointing))
     text_dim = cfg.model.text_dim
     text = torch.randn(1, 8, text_dim, generator=torch.Generator().manual_seed(1))
 
@@ -98,7 +102,8 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"threads {torch.get_num_threads()}"
     print(f"{args.preset} preset, stage {args.stage} ({stage.name}): {params / 1e6:.2f}M parameters, "
-          f"batch {args.batch}, {tokens // args.batch} tokens/clip, {where}")
+          f"batch {args.batch}, {tokens // args.batch} tokens/clip, {where}"
+          + (", gradient checkpointing" if args.checkpointing else ""))
 
     n = 8192 if device.type == "cuda" else 1024
     peak = {name: matmul_peak(dt, device, n) for name, dt in (("bf16", torch.bfloat16), ("fp32", torch.float32))}

@@ -119,3 +119,18 @@ def test_cpu_only_terms_stay_out_of_gpu_plans():
     cpu_only = {TERM_LABELS["ffn_broadcast"], "overhead", "overhead_denoise", "overhead_refine"}
     assert all(not cpu_only & set(p.terms) for p in gpu.phases)
     assert any(cpu_only & set(p.terms) for p in cpu.phases)
+
+
+def test_assumed_minilm_size_equals_the_bundled_files(monkeypatch):
+    from camworld.plan import memory
+    from camworld.text import encoder
+
+    bundled = memory.text_encoder_size(get_preset("tiny").text)
+    assert bundled[0] == memory.BUNDLED_TEXT_PARAMS and bundled[2]
+
+    def missing():
+        raise UserError("no encoder package")
+
+    monkeypatch.setattr(encoder, "bundled_minilm_path", missing)
+    assumed = memory.text_encoder_size(get_preset("tiny").text)
+    assert assumed[0] == bundled[0] and "assumed" in assumed[1] and assumed[2]

@@ -17,7 +17,7 @@ import torch
 
 from camworld.errors import UserError
 from camworld.ops.gdn_chunked import frame_delta_scan_chunked
-from camworld.ops.gdn_fla import fla_available, frame_delta_scan_fla
+from camworld.ops.gdn_fla import fla_available, fla_gradients_supported, frame_delta_scan_fla
 from camworld.ops.gdn_reference import frame_delta_scan_reference
 
 _BACKENDS = {
@@ -34,9 +34,10 @@ def key_scale(head_dim: int, tokens_per_frame: int) -> float:
     return float(head_dim * tokens_per_frame) ** -0.5
 
 
-def _resolve(backend: str, q: torch.Tensor):
+def _resolve(backend: str, q: torch.Tensor, needs_grad: bool):
     if backend == "auto":
-        use_fla = q.is_cuda and q.shape[2] == 1 and fla_available()
+        # fla where it is exact (one token per frame) and, when gradients flow, where fla trusts its backward
+        use_fla = q.is_cuda and q.shape[2] == 1 and fla_available() and (not needs_grad or fla_gradients_supported())
         return frame_delta_scan_fla if use_fla else frame_delta_scan_chunked
     if backend not in _BACKENDS:
         raise UserError(f"unknown frame_delta_scan backend {backend!r}; choose one of {sorted(_BACKENDS) + ['auto']}")
@@ -90,7 +91,8 @@ def frame_delta_scan(
     unrotated q, k. Returns o [B, T, S, H, V], or (o, final_state) when `return_state`.
     """
     _check_shapes(q, k, v, beta, gamma, initial_state)
-    scan = _resolve(backend, q)
+    tensors = (q, k, v, beta, gamma) + (() if initial_state is None else (initial_state,))
+    scan = _resolve(backend, q, torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
     dtype = _compute_dtype(q, k, v, beta, gamma)
     b, t, _, h, dk = q.shape
     if initial_state is None:

@@ -15,6 +15,8 @@ in-chunk cumulative sums cannot represent; it is clamped to a very negative numb
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 
 from camworld.errors import UserError
@@ -29,6 +31,17 @@ def fla_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+def fla_gradients_supported() -> bool:
+    """False where fla refuses its own gated backward: Hopper GPUs with Triton >= 3.4, < 3.7.1 and no tilelang,
+    which give wrong dq/dk there (fla issue #640; seen on an H100 with Triton 3.6). Its forward is unaffected."""
+    try:
+        from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+    except ImportError:
+        return False
+    refused = IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1
+    return not refused or importlib.util.find_spec("tilelang") is not None
 
 
 def token_kernel_frame_scan(

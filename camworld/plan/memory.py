@@ -65,6 +65,7 @@ GIB = 2**30
 # when no local copy is configured to count from.
 ASSUMED_TEXT_ENCODER = ("Gemma-2-2B-IT", 2_614_341_888, 2304)
 BUNDLED_TEXT_WIDTH = 384  # all-MiniLM-L6-v2
+BUNDLED_TEXT_PARAMS = 22_713_728  # its safetensors, counted (tests/test_plan.py checks the two agree)
 
 # Fitted by benchmarks/plan_calibration.py (non-negative least squares on the relative error of the measured phase
 # peaks of `python3 -m camworld.plan.measure` runs: tiny 17/49/97 and small 17/33 frames, fp32 and bf16, both
@@ -200,7 +201,12 @@ def text_encoder_size(cfg: TextConfig) -> tuple[int, str, bool]:
 
         from camworld.text.encoder import bundled_minilm_path
 
-        with safe_open(str(bundled_minilm_path() / "model.safetensors"), "pt") as f:
+        try:
+            path = bundled_minilm_path()
+        except UserError:  # planning needs only the size, e.g. on a GPU machine without the encoder's package
+            label = f"all-MiniLM-L6-v2 assumed ({BUNDLED_TEXT_PARAMS / 1e6:.1f}M params, fp32)"
+            return BUNDLED_TEXT_PARAMS, label, True
+        with safe_open(str(path / "model.safetensors"), "pt") as f:
             names = f.keys()
             count = sum(math.prod(f.get_slice(k).get_shape()) for k in names)
         return count, f"all-MiniLM-L6-v2 ({count / 1e6:.1f}M params, fp32, bundled)", True
