@@ -17,7 +17,7 @@ import torch
 
 from camworld.errors import UserError
 from camworld.ops.gdn_chunked import frame_delta_scan_chunked
-from camworld.ops.gdn_fla import fla_available, fla_gradients_supported, frame_delta_scan_fla
+from camworld.ops.gdn_fla import fla_available, fla_trusted, frame_delta_scan_fla
 from camworld.ops.gdn_reference import frame_delta_scan_reference
 
 _BACKENDS = {
@@ -34,10 +34,10 @@ def key_scale(head_dim: int, tokens_per_frame: int) -> float:
     return float(head_dim * tokens_per_frame) ** -0.5
 
 
-def _resolve(backend: str, q: torch.Tensor, needs_grad: bool):
+def _resolve(backend: str, q: torch.Tensor):
     if backend == "auto":
-        # fla where it is exact (one token per frame) and, when gradients flow, where fla trusts its backward
-        use_fla = q.is_cuda and q.shape[2] == 1 and fla_available() and (not needs_grad or fla_gradients_supported())
+        # fla only where it is exact (one token per frame) and its kernels hold up on this GPU and Triton
+        use_fla = q.is_cuda and q.shape[2] == 1 and fla_available() and fla_trusted()
         return frame_delta_scan_fla if use_fla else frame_delta_scan_chunked
     if backend not in _BACKENDS:
         raise UserError(f"unknown frame_delta_scan backend {backend!r}; choose one of {sorted(_BACKENDS) + ['auto']}")
@@ -91,8 +91,7 @@ def frame_delta_scan(
     unrotated q, k. Returns o [B, T, S, H, V], or (o, final_state) when `return_state`.
     """
     _check_shapes(q, k, v, beta, gamma, initial_state)
-    tensors = (q, k, v, beta, gamma) + (() if initial_state is None else (initial_state,))
-    scan = _resolve(backend, q, torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
+    scan = _resolve(backend, q)
     dtype = _compute_dtype(q, k, v, beta, gamma)
     b, t, _, h, dk = q.shape
     if initial_state is None:

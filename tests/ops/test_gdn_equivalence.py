@@ -10,7 +10,7 @@ import torch
 from camworld.errors import UserError
 from camworld.ops.chunks import chunk_bounds, reverse_gate_mask
 from camworld.ops.gdn import cumulative_linear_scan, frame_delta_scan
-from camworld.ops.gdn_fla import fla_gradients_supported
+from camworld.ops.gdn_fla import fla_trusted
 
 NAMES = ("q", "k", "v", "beta", "gamma", "initial_state")
 
@@ -84,7 +84,9 @@ def _skip_without_fla():
     pytest.importorskip("triton")
 
 
+# measured: 3 of 6 cases fail on an H100 with Triton 3.6 (see fla_trusted); they still run there, as expected failures
 @pytest.mark.gpu
+@pytest.mark.xfail(not fla_trusted(), reason="fla's kernels are not trusted on this GPU and Triton", strict=False)
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("frames", [1, 5, 7])
 def test_fla_forward_equals_reference_on_cuda(gdn_inputs, frames, reverse):
@@ -104,7 +106,7 @@ def test_fla_forward_equals_reference_on_cuda(gdn_inputs, frames, reverse):
 @pytest.mark.parametrize("frames", [1, 5, 7])
 def test_fla_equals_reference_on_cuda(gdn_inputs, frames, reverse):
     _skip_without_fla()
-    if not fla_gradients_supported():
+    if not fla_trusted():
         pytest.skip("fla refuses its gated backward on this GPU and Triton (fla #640)")
     inputs = gdn_inputs(frames=frames, tokens=1, dk=16, dv=16, dtype=torch.float32, seed=frames, device="cuda")
     _assert_backends_agree(inputs, "fla", reverse, atol=2e-3, rtol=2e-3)
@@ -112,7 +114,7 @@ def test_fla_equals_reference_on_cuda(gdn_inputs, frames, reverse):
 
 @pytest.mark.gpu
 def test_auto_with_gradients_on_cuda_matches_reference(gdn_inputs):
-    """With one token per frame `auto` may pick fla; where fla refuses its backward it must fall back."""
+    """With one token per frame `auto` may pick fla; where fla is not trusted it must fall back."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     inputs = gdn_inputs(frames=7, tokens=1, dk=16, dv=16, dtype=torch.float32, seed=3, device="cuda")
