@@ -7,18 +7,7 @@ from world_dit_inputs import random_inputs, tiny_model
 
 from camworld.models.dit import CameraInputs
 
-pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture(autouse=True)
-def exact_cuda_float32():
-    """TF32 matmuls and convolutions would round to 10 mantissa bits: compare in true fp32."""
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("exact_cuda_float32")]
 
 
 def _to(inputs, device):

@@ -12,21 +12,11 @@ from camworld.presets import tiny
 from camworld.train.dist import DistInfo
 from camworld.train.loop import latest_checkpoint, train
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("exact_cuda_float32")]
 
 
 class _Killed(Exception):
     pass
-
-
-@pytest.fixture(autouse=True)
-def exact_cuda_float32():
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _run(tmp_path, name, device, steps=6, **kw):
