@@ -134,3 +134,20 @@ def test_assumed_minilm_size_equals_the_bundled_files(monkeypatch):
     monkeypatch.setattr(encoder, "bundled_minilm_path", missing)
     assumed = memory.text_encoder_size(get_preset("tiny").text)
     assert assumed[0] == bundled[0] and "assumed" in assumed[1] and assumed[2]
+
+
+def test_plan_of_a_weights_folder_uses_its_packaged_guidance(capsys):
+    from camworld.pipeline import BUNDLED_WEIGHTS
+
+    def denoise_gib(*flags):
+        assert main(["plan", "--num_frames", "161", *flags]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return lines[0], float(next(line for line in lines if line.startswith("denoise")).split()[3])
+
+    title, packaged = denoise_gib("--weights", str(BUNDLED_WEIGHTS))
+    assert "guidance scale 1 (one branch)" in title  # the bundled weights are packaged unguided
+    title, guided = denoise_gib("--weights", str(BUNDLED_WEIGHTS), "--cfg_scale", "5")
+    assert "two branches" in title and guided > packaged
+    assert denoise_gib("--preset", "tiny")[1] == guided  # a bare preset keeps SANA-WM's CFG 5
+    assert denoise_gib("--preset", "tiny", "--no_cfg")[1] == packaged
+    assert main(["plan", "--weights", "/no/such/weights"]) == 2

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 
 from camworld.cli import add_override_args
-from camworld.config import apply_overrides
+from camworld.config import RunConfig, apply_overrides, load_config
 from camworld.errors import UserError
 from camworld.plan.memory import DEVICES, DTYPE_BYTES, GIB, MODES, MemoryPlan, PlanRequest, fit_on, plan_memory
 from camworld.presets import get_preset
@@ -24,7 +24,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--offload_vae", action="store_true", help="keep the VAE on the host except while decoding")
     p.add_argument("--offload_refiner", action="store_true", help="keep the refiner on the host except while refining")
     p.add_argument("--no_refiner", action="store_true", help="skip the refiner")
-    p.add_argument("--no_cfg", action="store_true", help="no classifier-free guidance (a distilled model): batch 1")
+    p.add_argument("--weights", default=None,
+                   help="a weights folder: plan its dit/config.json, with the guidance scale packaged there")
+    guidance = p.add_mutually_exclusive_group()
+    guidance.add_argument("--cfg_scale", type=float, default=None,
+                          help="text guidance scale; 1 runs one branch (default: the weights' or the preset's)")
+    guidance.add_argument("--no_cfg", action="store_true", help="no classifier-free guidance: --cfg_scale 1")
     p.add_argument("--device", choices=DEVICES, default="cuda",
                    help="cpu: host memory is device memory (decoded frames and CPU-only terms count)")
     p.set_defaults(func=run)
@@ -50,13 +55,22 @@ def format_plan(plan: MemoryPlan, title: str) -> list[str]:
     return lines
 
 
+def _config(args: argparse.Namespace) -> RunConfig:
+    """The preset's config, or the one packaged in --weights (dit/config.json), with --set overrides applied."""
+    if args.weights is None:
+        return apply_overrides(get_preset(args.preset), args.overrides)
+    return apply_overrides(load_config(f"{args.weights}/dit/config.json"), args.overrides)
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = apply_overrides(get_preset(args.preset), args.overrides)
+    cfg = _config(args)
+    scale = 1.0 if args.no_cfg else args.cfg_scale if args.cfg_scale is not None else cfg.sampling.cfg_scale
     request = PlanRequest(args.num_frames, args.dtype, args.mode, args.offload_vae, args.offload_refiner,
-                          args.no_refiner, guidance=not args.no_cfg, device=args.device)
+                          args.no_refiner, guidance=scale != 1.0, device=args.device)
     plan = plan_memory(cfg, request)
     flags = " ".join(request.flags()) or "no offload flags"
     title = f"camworld plan: preset {cfg.preset}, {args.num_frames} frames, {args.dtype}, {args.mode}, {flags}, " \
+            f"guidance scale {scale:g} ({'two branches' if request.guidance else 'one branch'}), " \
             f"device {args.device} (CUDA context and allocator fragmentation not included)"
     print("\n".join(format_plan(plan, title)))
     if args.gpu_gib is None:
