@@ -1,5 +1,5 @@
-"""Two gloo ranks: DDP takes the same optimiser steps as one process with the same global batch, and the
-context-parallel GDN scan equals the single-process scan (forward and backward)."""
+"""Two gloo ranks: DDP and FSDP2 (with a resume in between) take the same optimiser steps as one process with the
+same global batch, and the context-parallel GDN scan equals the single-process scan (forward and backward)."""
 
 import json
 
@@ -8,6 +8,7 @@ import torch
 import torch.multiprocessing as mp
 from train_fixtures import (
     DDP_STEPS,
+    FSDP_STEPS,
     TinyVelocity,
     dist_checks_worker,
     fast_config,
@@ -47,6 +48,23 @@ def test_two_rank_ddp_matches_one_process(two_ranks, tmp_path):
     for key, value in one.optimizer["state"]["out.weight"].items():
         assert torch.allclose(torch.as_tensor(ddp.optimizer["state"]["out.weight"][key]), torch.as_tensor(value),
                               atol=1e-5), key
+
+
+def test_two_rank_fsdp_with_a_resume_matches_one_process(two_ranks, tmp_path):
+    torch.manual_seed(0)
+    train(TinyVelocity(), flow_loss_fn(), latent_dataset(8),
+          fast_config(steps=FSDP_STEPS, checkpoint_every=FSDP_STEPS // 2), tmp_path / "one", progress=False)
+    sharded = load_checkpoint(list_checkpoints(two_ranks / "fsdp")[-1])
+    one = load_checkpoint(list_checkpoints(tmp_path / "one")[-1])
+    assert sharded.step == one.step == FSDP_STEPS and set(sharded.model) == set(one.model)
+    for name in one.model:
+        # full tensors in the checkpoint, not this rank's shard
+        assert sharded.model[name].shape == one.model[name].shape, name
+        assert torch.allclose(sharded.model[name], one.model[name], atol=1e-5, rtol=0), name
+        assert torch.allclose(sharded.ema[name], one.ema[name], atol=1e-5, rtol=0), name
+        for key, value in one.optimizer["state"][name].items():
+            assert torch.allclose(torch.as_tensor(sharded.optimizer["state"][name][key]), torch.as_tensor(value),
+                                  atol=1e-5), (name, key)
 
 
 def test_two_rank_context_parallel_scan_matches_single_process(two_ranks):

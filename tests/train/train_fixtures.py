@@ -63,6 +63,7 @@ def fast_config(**kw):
 
 
 DDP_STEPS = 3
+FSDP_STEPS = 4  # trained as 2, then resumed from the step-2 checkpoint for 2 more
 CP_SPLIT = (0, 3, 7)  # rank 0 owns frames 0..2, rank 1 frames 3..6
 
 
@@ -75,6 +76,7 @@ def dist_checks_worker(rank, world, tmp):
     dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world)
     try:
         ddp_train_body(rank, world, f"{tmp}/ddp", DDP_STEPS)
+        fsdp_resume_body(rank, world, f"{tmp}/fsdp", FSDP_STEPS)
         context_parallel_body(rank, world, f"{tmp}/cp.json", CP_SPLIT)
     finally:
         dist.destroy_process_group()
@@ -87,6 +89,26 @@ def ddp_train_body(rank, world, out_dir, steps):
     torch.manual_seed(0)
     cfg = fast_config(steps=steps, checkpoint_every=steps)
     train(TinyVelocity(), flow_loss_fn(), latent_dataset(8), cfg, out_dir, info=DistInfo(rank, world), progress=False)
+
+
+def fsdp_resume_body(rank, world, out_dir, steps):
+    """FSDP2 (`fully_shard`) training for steps / 2 steps, then a fresh model resumed from that checkpoint to
+    `steps`: the sharded optimiser and EMA states go through the full-state-dict checkpoint and back."""
+    import dataclasses
+
+    import torch.distributed as dist
+
+    from camworld.train.dist import DistInfo
+    from camworld.train.loop import latest_checkpoint, train
+
+    info = DistInfo(rank, world)
+    half = dataclasses.replace(fast_config(steps=steps // 2, checkpoint_every=steps // 2), fsdp=True)
+    torch.manual_seed(0)
+    train(TinyVelocity(), flow_loss_fn(), latent_dataset(8), half, out_dir, info=info, progress=False)
+    dist.barrier()
+    torch.manual_seed(1)  # different initial weights: the resume must replace them
+    train(TinyVelocity(), flow_loss_fn(), latent_dataset(8), dataclasses.replace(half, steps=steps), out_dir,
+          info=info, progress=False, resume_from=latest_checkpoint(out_dir))
 
 
 def gdn_inputs(t=7, seed=0, dtype=torch.float64):
