@@ -29,6 +29,7 @@ import argparse
 import ctypes
 import gc
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -289,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         args.preset, args.num_frames, args.dtype, args.mode, args.steps, args.offload_vae, args.offload_refiner,
         args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads, args.device,
     )
-    print(json.dumps(measure(spec)))
+    try:
+        print(json.dumps(measure(spec)))
+    except UserError as exc:
+        print(f"camworld.plan.measure: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
