@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from camworld.camera import num_latent_frames
 from camworld.config import RunConfig, load_config, save_config
 from camworld.errors import UserError
 from camworld.fileio import atomic_dir
@@ -246,7 +247,8 @@ class WorldModel:
         """The origin latent frame of each latent frame's Plücker rays for a `num_frames` video (the model config's
         `plucker_rebase_chunks` over its chunk plan)."""
         m = self.cfg.model
-        return rebase_frames((num_frames - 1) // self.stride + 1, m.chunk_first, m.chunk_size, m.plucker_rebase_chunks)
+        return rebase_frames(num_latent_frames(num_frames, self.stride), m.chunk_first, m.chunk_size,
+                             m.plucker_rebase_chunks)
 
     @property
     def refiner_by_default(self) -> bool:
@@ -393,7 +395,7 @@ class WorldModel:
             first, source_hw = None, self.image_hw
         cams = prepare_cameras(c2w, K, source_hw, self.image_hw, self.grid_hw, self.stride, frames,
                                self.plucker_bases(frames))
-        camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
+        camera = cams.inputs.to(self.device)
         lap("prepare")
 
         text, text_mask = self.text_encoder().encode([prompt])
@@ -488,7 +490,7 @@ class WorldModel:
         clock = time.perf_counter()
         cams = prepare_cameras(c2w, K, source_hw or self.image_hw, self.image_hw, self.grid_hw, self.stride,
                                result.num_frames, self.plucker_bases(result.num_frames))
-        camera = type(cams.inputs)(*(t.to(self.device) for t in (cams.inputs.c2w, cams.inputs.K, cams.inputs.plucker)))
+        camera = cams.inputs.to(self.device)
         text, text_mask = self.text_encoder().encode([prompt])
         latents = refine_latents(self.refiner(), result.latents.to(self.device), text.to(self.device),
                                  text_mask.to(self.device), camera, seed=refiner_seed, mode="bidirectional",

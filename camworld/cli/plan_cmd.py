@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
     guidance = p.add_mutually_exclusive_group()
     guidance.add_argument("--cfg_scale", type=float, default=None,
                           help="text guidance scale; 1 runs one branch (default: the weights' or the preset's)")
-    guidance.add_argument("--no_cfg", action="store_true", help="no classifier-free guidance: --cfg_scale 1")
+    guidance.add_argument("--no_cfg", dest="cfg_scale", action="store_const", const=1.0,
+                          help="no classifier-free guidance: --cfg_scale 1")
     p.add_argument("--device", choices=DEVICES, default="cuda",
                    help="cpu: host memory is device memory (decoded frames and CPU-only terms count)")
     p.set_defaults(func=run)
@@ -64,7 +65,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    scale = 1.0 if args.no_cfg else args.cfg_scale if args.cfg_scale is not None else cfg.sampling.cfg_scale
+    scale = cfg.sampling.cfg_scale if args.cfg_scale is None else args.cfg_scale
     request = PlanRequest(args.num_frames, args.dtype, args.mode, args.offload_vae, args.offload_refiner,
                           args.no_refiner, guidance=scale != 1.0, device=args.device)
     plan = plan_memory(cfg, request)

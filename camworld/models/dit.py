@@ -53,6 +53,9 @@ class CameraInputs:
         """The cameras of latent frames start..end-1 (e.g. one chunk for `WorldDiT.step`)."""
         return CameraInputs(self.c2w[:, start:end], self.K[:, start:end], self.plucker[:, start:end])
 
+    def to(self, device) -> CameraInputs:
+        return CameraInputs(self.c2w.to(device), self.K.to(device), self.plucker.to(device))
+
 
 def check_model_config(cfg: ModelConfig) -> None:
     """Raise UserError for widths the blocks cannot be built with."""

@@ -131,7 +131,7 @@ def _cameras(cfg: RunConfig, batch: int, frames: int, h: int, w: int, dtype: tor
     c2w[..., 2, 3] = torch.linspace(0.0, 1.0, frames)
     K = torch.tensor([[0.9 * w, 0.0, (w - 1) / 2], [0.0, 0.9 * w, (h - 1) / 2], [0.0, 0.0, 1.0]])
     plucker = torch.randn(batch, frames, h, w, 6 * cfg.model.temporal_stride).to(dtype)
-    return CameraInputs(c2w.to(device), K.repeat(batch, frames, 1, 1).to(device), plucker.to(device))
+    return CameraInputs(c2w, K.repeat(batch, frames, 1, 1), plucker).to(device)
 
 
 def _latent_shape(cfg: RunConfig, num_frames: int) -> tuple[int, int, int]:

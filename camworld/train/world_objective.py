@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camworld.camera import intrinsics_to_grid, latent_cameras, pack_plucker, relativize
+from camworld.camera import intrinsics_to_grid, latent_cameras, num_latent_frames, pack_plucker, relativize
 from camworld.errors import UserError
 from camworld.flow.chunk_noise import sample_chunk_sigma
 from camworld.flow.objective import draw_flow_inputs, flow_matching_loss
@@ -41,7 +41,7 @@ def clip_cameras(c2w: torch.Tensor, K: torch.Tensor, image_hw, grid_hw, stride: 
     """CameraInputs for a batch from raw-frame poses [B, F, 4, 4] and pixel intrinsics [B, F, 3, 3]. The Plücker
     rays of each chunk of `chunk_plan` (first, size) start from the chunk `rebase_chunks` earlier, as at sampling
     (`ModelConfig.plucker_rebase_chunks`)."""
-    bases = rebase_frames((c2w.shape[1] - 1) // stride + 1, *chunk_plan, rebase_chunks)
+    bases = rebase_frames(num_latent_frames(c2w.shape[1], stride), *chunk_plan, rebase_chunks)
     c2w_lat, k_lat, plucker = [], [], []
     for b in range(c2w.shape[0]):
         rel = relativize(c2w[b].double().cpu().numpy())

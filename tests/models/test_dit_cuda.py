@@ -5,15 +5,12 @@ import pytest
 import torch
 from world_dit_inputs import random_inputs, tiny_model
 
-from camworld.models.dit import CameraInputs
-
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("exact_cuda_float32")]
 
 
 def _to(inputs, device):
     x, sigma, text, mask, camera = inputs
-    cam = CameraInputs(camera.c2w.to(device), camera.K.to(device), camera.plucker.to(device))
-    return x.to(device), sigma.to(device), text.to(device), mask.to(device), cam
+    return x.to(device), sigma.to(device), text.to(device), mask.to(device), camera.to(device)
 
 
 def _output_and_grads(model, inputs, causal):
