@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     use.add_argument("--refiner", action="store_true", help="run the refiner even if the weights turn it off")
     p.add_argument("--refiner-ab", dest="refiner_ab", action="store_true",
                    help="score the model without and with the refiner on the same seeds")
+    p.add_argument("--student", action="store_true", default=None,
+                   help="score the distilled 4-step student of the weights (--mode ar; --steps unused)")
     p.add_argument("--seed", type=int, default=42, help="sampler noise seed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
                                      yaw_seeds=yaw_seeds, steps=args.steps, cfg_scale=args.cfg_scale,
                                      mode=args.mode, refiner_ab=args.refiner_ab,
                                      refiner=False if args.no_refiner else (True if args.refiner else None),
-                                     noise_seed=args.seed)
+                                     student=args.student, noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))
         for path in write_report(result, args.out):

@@ -152,6 +152,32 @@ class RefinerConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Self-forcing distillation of the chunk-causal DiT into a few-step student (sana_wm.md §6.5;
+    `camworld.train.distill`). The student is the DiT plus a LoRA (scale alpha / rank), the critic (fake score) a
+    full copy of the DiT, the teacher (real score) the frozen DiT.
+
+    Deliberate differences from LongSANA's recipe (§6.5): no ODE-regression warm start (it needs teacher sampling per
+    clip, beyond a CPU budget), a LoRA student instead of a full copy (the bundle stays under its size cap), and a
+    critic learning rate equal to the student's (DMD2's choice; LongSANA uses 1e-5 / 2e-6).
+    """
+
+    # student σ list: SANA-WM's `denoising_step_list` [1000, 960, 889, 727, 0] / 1000, without a shift
+    sigmas: tuple[float, ...] = (1.0, 0.96, 0.889, 0.727, 0.0)
+    lora_rank: int = 32
+    lora_alpha: float = 32.0
+    # the student is updated on every `generator_every`-th step, the critic on every step (`dfake_gen_update_ratio`)
+    generator_every: int = 5
+    # text guidance of the real score; LongSANA uses 3.0, the tiny teacher samples best unguided (README)
+    real_guidance: float = 1.0
+    # DMD noise levels: u ~ U[low, high], shifted with train.shift (Self-Forcing's min / max step 0.02 / 0.98)
+    sigma_low: float = 0.02
+    sigma_high: float = 0.98
+    # whether `generate` uses the student when the caller does not say (set when packaging)
+    on_by_default: bool = False
+
+
+@dataclass
 class SamplingConfig:
     """Sampler defaults that belong to the weights: `generate`, `bench` and the benchmarks use them when the caller
     does not say (the flow shift is the DiT's `train.shift`)."""
@@ -172,6 +198,7 @@ class RunConfig:
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 

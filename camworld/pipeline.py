@@ -11,6 +11,9 @@ Weights folder layout (the bundled one is camworld/assets/weights/tiny/):
                                                             base ("dit") and the fingerprint of the base weights it was
                                                             trained on. (A refiner/ with model.safetensors instead is
                                                             a whole refiner WorldDiT.)
+    student/  config.json (RunConfig) + lora.safetensors    optional distilled 4-step student (sana_wm.md §6.5), a
+                                                            LoRA on dit/ trained by `camworld train --distill`, loaded
+                                                            lazily when `generate(student=True)` asks for it
 Everything is read with JSON and safetensors, never pickle; a missing or corrupt file is a one-line UserError.
 
 `generate` runs: first image resized + centre-cropped to the model resolution and encoded as latent 0 (kept clean);
@@ -23,7 +26,6 @@ realigned to c2w[1:] (sana_wm.md §5), so a 17-frame request gives 16 frames.
 from __future__ import annotations
 
 import gc
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -42,8 +44,8 @@ from camworld.errors import UserError
 from camworld.fileio import atomic_dir
 from camworld.flow.refiner_objective import refiner_model_config
 from camworld.flow.schedule import sigmas
+from camworld.lora_dirs import LORA_FILE, merged_lora_state
 from camworld.models.dit import WorldDiT
-from camworld.modules.lora import merge_lora_state
 from camworld.ops.chunks import rebase_frames
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
 from camworld.samplers.autoregressive import sample_autoregressive
@@ -55,8 +57,6 @@ from camworld.tokenizer.vae import CausalVideoVAE, to_uint8
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "weights" / "tiny"
 MODES = ("bidirectional", "ar")
-LORA_FILE = "lora.safetensors"
-LORA_FORMAT = "camworld-lora-1"
 FramesCallback = Callable[[np.ndarray, int], None]
 
 
@@ -114,60 +114,19 @@ def save_pretrained(path: str | Path, vae: CausalVideoVAE, dit: WorldDiT, run_cf
     return path
 
 
-def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the names, shapes and bf16-rounded values (other dtypes as they are) of a state dict: equal for
-    the float32 weights a LoRA was trained on and the bf16 copy of them that gets bundled."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu()
-        t = t.to(torch.bfloat16) if t.is_floating_point() else t
-        digest.update(f"{name}:{str(t.dtype)}:{list(t.shape)};".encode())
-        digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def save_refiner_lora(folder: str | Path, lora: dict[str, torch.Tensor], run_cfg: RunConfig, base_fingerprint: str,
-                      *, dtype: torch.dtype = torch.bfloat16) -> None:
-    """Write a LoRA refiner folder, atomically: config.json (the refiner's RunConfig, whose `refiner` section holds
-    lora_rank / lora_alpha) and lora.safetensors (the adapter tensors in `dtype`; metadata: the base folder "dit"
-    and the `weights_fingerprint` of the base weights the adapter was trained on)."""
-    if not lora:
-        raise UserError("the refiner checkpoint has no LoRA tensors")
-    meta = {"format": LORA_FORMAT, "base": "dit", "base_sha256": base_fingerprint}
-    with atomic_dir(folder) as tmp:
-        save_config(run_cfg, tmp / "config.json")
-        save_file({k: v.detach().cpu().to(dtype).contiguous() for k, v in lora.items()}, str(tmp / LORA_FILE),
-                  metadata=meta)
-
-
 def load_refiner_lora(folder: str | Path, base: WorldDiT, base_cfg: RunConfig) -> WorldDiT:
-    """The refiner of a LoRA refiner folder: `base` (the loaded dit/) copied with the adapter merged in (W + s·B A,
-    float32) and the sink chunk plan of `refiner_model_config`. The base must be the one the adapter names."""
-    folder = Path(folder)
-    path = folder / LORA_FILE
-    for need in (folder / "config.json", path):
-        if not need.is_file():
-            raise UserError(f"refiner folder {folder} has no {need.name}")
-    cfg = load_config(folder / "config.json")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            names = f.keys()
-            lora = {k: f.get_tensor(k) for k in names}
-    except (SafetensorError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is unreadable or corrupt ({reason})") from None
-    if meta.get("format") != LORA_FORMAT or meta.get("base") != "dit":
-        raise UserError(f"{path} is not a camworld LoRA on dit/ (metadata {meta})")
-    state = base.state_dict()
-    if weights_fingerprint(state) != meta.get("base_sha256"):
-        raise UserError(f"{path} was trained on other base weights than {folder.parent / 'dit'}: package the "
-                        f"refiner with the DiT checkpoint it was initialised from")
-    rank = cfg.refiner.lora_rank
-    if rank < 1 or any(k.endswith(".lora_A") and v.shape[0] != rank for k, v in lora.items()):
-        raise UserError(f"{path}: LoRA tensors disagree with refiner.lora_rank {rank} in config.json")
-    merged = merge_lora_state(state, lora, cfg.refiner.lora_alpha / rank)
-    return _load_state(WorldDiT(refiner_model_config(base_cfg.model, cfg.refiner)), merged, folder)
+    """The refiner of a LoRA refiner folder: `base` (the loaded dit/) with the adapter merged in and the sink chunk
+    plan of `refiner_model_config`."""
+    cfg, merged = merged_lora_state(folder, base.state_dict(), lambda c: (c.refiner.lora_rank, c.refiner.lora_alpha))
+    return _load_state(WorldDiT(refiner_model_config(base_cfg.model, cfg.refiner)), merged, Path(folder))
+
+
+def load_student_lora(folder: str | Path, base: WorldDiT, base_cfg: RunConfig) -> tuple[WorldDiT, RunConfig]:
+    """(the distilled student of a student/ folder: `base` with the adapter merged in, the folder's RunConfig, whose
+    `distill` section holds the student's σ list)."""
+    cfg, merged = merged_lora_state(folder, base.state_dict(), lambda c: (c.distill.lora_rank, c.distill.lora_alpha))
+    cfg.distill.sigmas = tuple(cfg.distill.sigmas)
+    return _load_state(WorldDiT(base_cfg.model), merged, Path(folder)), cfg
 
 
 @dataclass
@@ -208,6 +167,7 @@ class WorldModel:
         self._vae: CausalVideoVAE | None = None
         self._vae_home = "disk"
         self._refiner: WorldDiT | None = None
+        self._student: tuple[WorldDiT, RunConfig] | None = None
         tok = self.vae().cfg
         if (tok.latent_channels, tok.temporal_stride) != (self.cfg.model.in_channels, self.cfg.model.temporal_stride):
             raise UserError(f"{self.path}: the VAE has {tok.latent_channels} channels and stride {tok.temporal_stride} "
@@ -297,6 +257,25 @@ class WorldModel:
             self._refiner = refiner.to(self.device)
         return self._refiner
 
+    @property
+    def has_student(self) -> bool:
+        return (self.path / "student").is_dir()
+
+    @property
+    def student_by_default(self) -> bool:
+        """True when the weights have a student whose config turns it on by default (packaging sets this)."""
+        return self.has_student and load_config(self.path / "student" / "config.json").distill.on_by_default
+
+    def student(self) -> tuple[WorldDiT, RunConfig]:
+        """(the distilled few-step student, its RunConfig), loaded on first use."""
+        if not self.has_student:
+            raise UserError(f"weights folder {self.path} has no student/ (make one with `camworld train --distill` "
+                            "and scripts/package_student.py)")
+        if self._student is None:
+            model, cfg = load_student_lora(self.path / "student", self.dit, self.cfg)
+            self._student = (model.to(self.device), cfg)
+        return self._student
+
     def release_refiner(self) -> None:
         """Drop the refiner (it is reloaded from disk if needed again)."""
         self._refiner = None
@@ -330,6 +309,7 @@ class WorldModel:
         refiner_seed: int = 42,
         mode: str = "bidirectional",
         refiner: bool | None = None,
+        student: bool | None = None,
         stream: bool = False,
         offload_vae: bool = False,
         offload_refiner: bool = False,
@@ -350,6 +330,9 @@ class WorldModel:
           cfg_scale None takes the scale packaged with the weights (`sampling.cfg_scale`; 1.0, unguided, for the
           bundled tiny weights).
           refiner_seed: the refiner's re-noising (SANA-WM `--refiner_seed` 42). mode: "bidirectional" | "ar".
+        - student: sample with the distilled student instead (ar mode only): its own σ list (4 Euler steps per chunk,
+          chunk by chunk, §6.5), no text guidance (baked in); steps and flow_shift are then not used. None follows
+          the weights in ar mode (`student_by_default`) and uses the DiT in bidirectional mode.
         - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
           (`refiner_by_default`: a refiner is present and its config says it is on by default).
         - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
@@ -363,6 +346,12 @@ class WorldModel:
             raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if stream and mode != "ar":
             raise UserError("streaming needs mode 'ar' (the bidirectional sampler finishes every frame at once)")
+        if student is None:
+            student = mode == "ar" and self.student_by_default
+        if student and mode != "ar":
+            raise UserError("the distilled student samples chunk by chunk: use mode 'ar'")
+        if student and cfg_scale not in (None, 1.0):
+            raise UserError(f"the distilled student has its guidance baked in: cfg_scale must be 1, got {cfg_scale}")
         if flow_shift is None:
             flow_shift = self.default_flow_shift
         if cfg_scale is None:
@@ -398,10 +387,17 @@ class WorldModel:
         camera = cams.inputs.to(self.device)
         lap("prepare")
 
+        stage1, stage1_sigmas, interval_k = self.dit, sigmas(steps, flow_shift), None
+        if student:
+            stage1, student_cfg = self.student()
+            stage1_sigmas, interval_k, cfg_scale = torch.tensor(student_cfg.distill.sigmas), 1.0, 1.0
+            notes["student"] = f"{len(stage1_sigmas) - 1} steps per chunk at σ {list(student_cfg.distill.sigmas)}"
+            lap("load_student")
+
         text, text_mask = self.text_encoder().encode([prompt])
         null_text, null_mask = self.text_encoder().null_embedding()
         text, text_mask = text.to(self.device), text_mask.to(self.device)
-        guided = ClassifierFreeGuidance(self.dit, null_text[0].to(self.device), null_mask[0].to(self.device),
+        guided = ClassifierFreeGuidance(stage1, null_text[0].to(self.device), null_mask[0].to(self.device),
                                         cfg_scale)
         lap("text")
 
@@ -435,14 +431,14 @@ class WorldModel:
             if stream and not use_refiner:
                 decode_chunk(index, chunk)
 
-        schedule = sigmas(steps, flow_shift)
         if mode == "bidirectional":
-            latents = sample_bidirectional(guided, noise, text, text_mask, camera, sigmas=schedule,
+            latents = sample_bidirectional(guided, noise, text, text_mask, camera, sigmas=stage1_sigmas,
                                            first_frame=first_latent, progress=progress)
         else:
-            latents = sample_autoregressive(guided, noise, text, text_mask, camera, sigmas=schedule,
+            latents = sample_autoregressive(guided, noise, text, text_mask, camera, sigmas=stage1_sigmas,
                                             chunk_first=self.cfg.model.chunk_first,
-                                            chunk_size=self.cfg.model.chunk_size, first_frame=first_latent,
+                                            chunk_size=self.cfg.model.chunk_size, interval_k=interval_k,
+                                            first_frame=first_latent,
                                             on_chunk=stage1_chunk, progress=progress)
         lap("sample")
 

@@ -24,9 +24,10 @@ import torch
 
 from camworld.config import RunConfig, from_dict
 from camworld.errors import UserError
+from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import split_lora_state
-from camworld.pipeline import save_refiner_lora, save_weights_dir, weights_fingerprint
+from camworld.pipeline import save_weights_dir
 from camworld.tokenizer.vae import load_vae
 from camworld.train.checkpoint import load_checkpoint
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         refiner_cfg.tokenizer = vae.cfg
         refiner_cfg.sampling = cfg.sampling
         refiner_cfg.refiner.on_by_default = not args.refiner_off
-        save_refiner_lora(out / "refiner", lora, refiner_cfg, fingerprint)
+        save_lora_dir(out / "refiner", lora, refiner_cfg, fingerprint)
     elif (out / "refiner").is_dir():  # a refiner of earlier weights no longer fits the new dit/
         shutil.rmtree(out / "refiner")
         print(f"removed the old {out / 'refiner'} (no --refiner given)")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recipe behind the bundled tiny weights (camworld/assets/weights/tiny/): tokenizer, world data, the DiT's
-# progressive stages 1-4, the refiner LoRA, then packaging. Every step resumes after an interruption (rerun the same command).
+# progressive stages 1-4, the refiner LoRA, packaging, then the distilled 4-step student. Every step resumes after
+# an interruption (rerun the same command).
 #
 #   bash scripts/train_bundled.sh RUN_DIR [full|quick]
 #
@@ -11,9 +12,9 @@ set -euo pipefail
 run=${1:?usage: train_bundled.sh RUN_DIR [full|quick]}
 mode=${2:-full}
 case "$mode" in
-  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; s4_mirror=0; s4_more=0; refiner_steps=600; pick=; hflip=0.5 ;;
+  full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; s4_mirror=0; s4_more=0; refiner_steps=600; pick=; hflip=0.5; student_steps=600 ;;
   quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; s4_mirror=450; s4_more=600; refiner_steps=100; pick=
-         hflip=0.0 ;;
+         hflip=0.0; student_steps=600 ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
@@ -85,3 +86,10 @@ python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$dit_run")" -
   --out camworld/assets/weights/tiny $pick --refiner-off --cfg-scale 1
 # --refiner-off: the refiner lost its A/B (README), so it is bundled but off by default. --cfg-scale 1: unguided
 # sampling scored higher than SANA-WM's 5.0 on held-out worlds (README), at half the compute.
+
+# 5. the 4-step student (sana_wm.md §6.5): self-forcing distillation of the packaged dit/ (the teacher) into a
+# rank-32 LoRA, one process of two threads (camworld/train/distill.py), then added to the weights as student/
+$cw train --distill --data "$run/data" --tokenizer "$run/vae" --init camworld/assets/weights/tiny/dit \
+  --out "$run/student" --steps "$student_steps" --threads 2 --device cpu --resume \
+  --set distill.generator_every=3 --set train.batch_size=2 --set train.checkpoint_every=50
+python3 scripts/package_student.py --student "$(last "$run/student")" --weights camworld/assets/weights/tiny

@@ -76,17 +76,21 @@ def test_cli_prints_the_table_and_the_answer(capsys):
     assert main(["plan", "--preset", "tiny", "--num_frames", "18"]) == 2
 
 
-def _measured(preset: str, frames: int, dtype: str, mode: str, phases: str) -> dict:
+def _measured(preset: str, frames: int, dtype: str, mode: str, phases: str, extra: tuple[str, ...] = ()) -> dict:
     cmd = [sys.executable, "-m", "camworld.plan.measure", "--preset", preset, "--num_frames", str(frames),
-           "--dtype", dtype, "--mode", mode, "--phases", phases]
+           "--dtype", dtype, "--mode", mode, "--phases", phases, *extra]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
-def _check_against_measurement(preset, frames, dtype, mode, phases="text,denoise,refine,decode") -> None:
+def _check_against_measurement(preset, frames, dtype, mode, phases="text,denoise,refine,decode",
+                               student: bool = False) -> None:
     """The predicted run peak within ±20% of the measured one; each phase within ±30% (tiny phases of a few
     tens of MiB carry heap noise)."""
-    measured = _measured(preset, frames, dtype, mode, phases)["phases"]
-    plan = plan_memory(get_preset(preset), PlanRequest(frames, dtype, mode, device="cpu"))
+    extra = ("--student", "--no_refiner") if student else ()
+    measured = _measured(preset, frames, dtype, mode, phases, extra)["phases"]
+    request = PlanRequest(frames, dtype, mode, device="cpu", guidance=not student, student=student,
+                          no_refiner=student)
+    plan = plan_memory(get_preset(preset), request)
     predicted = {p.name: p.total for p in plan.phases if p.name in measured}
     assert set(predicted) == set(measured)
     peak = max(phase["peak"] for phase in measured.values())
@@ -98,6 +102,19 @@ def _check_against_measurement(preset, frames, dtype, mode, phases="text,denoise
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_tiny_prediction_matches_measured_peak():
     _check_against_measurement("tiny", 17, "fp32", "bidirectional", phases="denoise,refine,decode")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_student_prediction_matches_measured_peak():
+    """The distilled student: a second DiT resident, one branch, chunk by chunk."""
+    _check_against_measurement("tiny", 241, "fp32", "ar", phases="denoise,decode", student=True)
+
+
+def test_student_plans_need_ar_without_guidance():
+    with pytest.raises(UserError, match="ar mode"):
+        PlanRequest(241, "fp32", "bidirectional", guidance=False, student=True)
+    with pytest.raises(UserError, match="one branch"):
+        PlanRequest(241, "fp32", "ar", guidance=True, student=True)
 
 
 @pytest.mark.slow

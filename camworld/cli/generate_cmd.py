@@ -53,6 +53,12 @@ def add_parser(subparsers) -> None:
                    help="sampling shift (default: the shift the weights were trained with; SANA-WM's is 9.8)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--mode", default="bidirectional", help="bidirectional | ar")
+    distilled = p.add_mutually_exclusive_group()
+    distilled.add_argument("--student", action="store_true",
+                           help="ar only: sample with the distilled 4-step student of the weights (student/); "
+                                "--step, --cfg_scale and --flow_shift are then not used")
+    distilled.add_argument("--no_student", action="store_true",
+                           help="use the DiT even if the weights turn their student on by default")
     p.add_argument("--stream", action="store_true", help="ar only: write each chunk to the video as it is made")
     use = p.add_mutually_exclusive_group()
     use.add_argument("--no_refiner", action="store_true", help="skip the refiner")
@@ -105,6 +111,10 @@ def _check_args(args) -> None:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
     if args.stream and args.mode != "ar":
         raise UserError("--stream needs --mode ar")
+    if args.student and args.mode != "ar":
+        raise UserError("--student needs --mode ar (the student samples chunk by chunk)")
+    if args.student and args.cfg_scale not in (None, 1.0):
+        raise UserError("--student has its guidance baked in: drop --cfg_scale")
     if (args.fps <= 0 or args.step < 1 or (args.cfg_scale is not None and args.cfg_scale <= 0)
             or (args.flow_shift is not None and args.flow_shift <= 0)):
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
@@ -133,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)
     use_refiner = False if args.no_refiner else (True if args.refiner else None)  # None: the weights' default
     shift = model.default_flow_shift if args.flow_shift is None else args.flow_shift
-    guidance = model.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
+    student = args.student or (args.mode == "ar" and not args.no_student and model.student_by_default)
+    guidance = 1.0 if student else model.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
+    if student:
+        model.student()  # a missing or mismatched student/ is reported before anything is generated
     requested = args.num_frames if args.num_frames is not None else min(len(c2w), DEFAULT_MAX_FRAMES)
     num_frames = snap_num_frames(requested, len(c2w), model.stride)
     source_hw = image.shape[:2] if image is not None else model.image_hw
@@ -164,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         result = model.generate(
             image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=guidance,
             flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
+            student=student,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
         begin = time.perf_counter()
@@ -190,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
         "fov": args.fov if args.intrinsics is None else None, "translation_speed": args.translation_speed,
         "rotation_speed_deg": args.rotation_speed_deg, "num_frames_requested": args.num_frames,
         "num_frames_sampled": result.num_frames, "num_frames_written": int(len(result.c2w)),
-        "fps": args.fps, "step": args.step, "cfg_scale": guidance, "flow_shift": shift,
+        "fps": args.fps, "step": args.step if not student else None, "cfg_scale": guidance,
+        "flow_shift": shift if not student else None, "student": result.notes.get("student"),
         "seed": args.seed, "mode": args.mode, "stream": args.stream, "refiner": result.refined,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,

@@ -31,6 +31,8 @@ def add_parser(subparsers) -> None:
                           help="text guidance scale; 1 runs one branch (default: the weights' or the preset's)")
     guidance.add_argument("--no_cfg", dest="cfg_scale", action="store_const", const=1.0,
                           help="no classifier-free guidance: --cfg_scale 1")
+    p.add_argument("--student", action="store_true",
+                   help="stage 1 is the distilled 4-step student (--mode ar, one branch; a second DiT copy resident)")
     p.add_argument("--device", choices=DEVICES, default="cuda",
                    help="cpu: host memory is device memory (decoded frames and CPU-only terms count)")
     p.set_defaults(func=run)
@@ -65,9 +67,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    scale = cfg.sampling.cfg_scale if args.cfg_scale is None else args.cfg_scale
+    scale = 1.0 if args.student else cfg.sampling.cfg_scale if args.cfg_scale is None else args.cfg_scale
     request = PlanRequest(args.num_frames, args.dtype, args.mode, args.offload_vae, args.offload_refiner,
-                          args.no_refiner, guidance=scale != 1.0, device=args.device)
+                          args.no_refiner, guidance=scale != 1.0, device=args.device, student=args.student)
     plan = plan_memory(cfg, request)
     flags = " ".join(request.flags()) or "no offload flags"
     title = f"camworld plan: preset {cfg.preset}, {args.num_frames} frames, {args.dtype}, {args.mode}, {flags}, " \

@@ -6,6 +6,8 @@
     torchrun --nproc-per-node 2 -m camworld train ...          # data parallel (gloo on CPU, NCCL on CUDA)
     camworld train --refiner --init runs/s4/checkpoints/step_0001000 ...   # the stage-2 refiner LoRA (§5),
                                                                # see camworld/cli/train_refiner.py
+    camworld train --distill --init camworld/assets/weights/tiny/dit ...   # the 4-step student (§6.5),
+                                                               # see camworld/cli/train_distill.py
 
 Config order: preset, then the stage's overrides, then `--set` and `--steps`. A resumed run takes its config from
 its checkpoint (only `--steps` may extend it).
@@ -33,6 +35,9 @@ def add_parser(subparsers) -> None:
                    help="start from the EMA weights of --init instead of its raw weights")
     p.add_argument("--refiner", action="store_true",
                    help="train the stage-2 refiner: a LoRA on the stage-4 DiT given by --init (--stage unused)")
+    p.add_argument("--distill", action="store_true",
+                   help="self-forcing distillation of the DiT given by --init into a 4-step student LoRA (--stage "
+                        "unused)")
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the stage's)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
@@ -73,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         from camworld.cli.train_refiner import run_refiner
 
         return run_refiner(args, resume_from)
+    if args.distill:
+        from camworld.cli.train_distill import run_distill
+
+        return run_distill(args, resume_from)
     if resume_from is not None and any(k.endswith(".lora_A") for k in resume_from.model):
         raise UserError(f"{args.out} holds a refiner run: resume it with --refiner")
     cfg = _config(args, resume_from)

@@ -85,6 +85,7 @@ class FollowingSettings:
     mode: str = "bidirectional"
     refiner: bool | None = None  # None: the weights' default (`WorldModel.refiner_by_default`), as in generate
     refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
+    student: bool | None = None  # the distilled student (ar mode); None: the weights' default, as in generate
     noise_seed: int = 42
     refiner_seed: int = 42
     fov: float = DEFAULT_FOV
@@ -189,19 +190,27 @@ class CameraBlind(torch.nn.Module):
 
 @contextlib.contextmanager
 def camera_blind(model: WorldModel, refiner: bool = True) -> Iterator[WorldModel]:
-    """`model` with its DiT (and its refiner, if it has one and `refiner`) replaced by `CameraBlind` views for the
-    duration of the block."""
+    """`model` with its DiT, its student if it has one, and its refiner (if it has one and `refiner`) replaced by
+    `CameraBlind` views for the duration of the block."""
     dit = model.dit
     blind_refiner = CameraBlind(model.refiner()) if refiner and model.has_refiner else None
+    blind_student = None
+    if model.has_student:
+        student, student_cfg = model.student()
+        blind_student = (CameraBlind(student), student_cfg)
     model.dit = CameraBlind(dit)
     if blind_refiner is not None:
         model.refiner = lambda: blind_refiner  # shadows the method on this instance only
+    if blind_student is not None:
+        model.student = lambda: blind_student
     try:
         yield model
     finally:
         model.dit = dit
         if blind_refiner is not None:
             del model.refiner
+        if blind_student is not None:
+            del model.student
 
 
 def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray, K: np.ndarray,
@@ -209,7 +218,7 @@ def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray
     return model.generate(image, prompt, c2w, np.repeat(K[None], len(c2w), axis=0), num_frames=len(c2w),
                           steps=settings.steps, cfg_scale=settings.cfg_scale, seed=settings.noise_seed,
                           refiner_seed=settings.refiner_seed, mode=settings.mode, refiner=settings.stage1_refiner,
-                          progress=False)
+                          student=settings.student, progress=False)
 
 
 @torch.no_grad()

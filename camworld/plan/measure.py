@@ -62,6 +62,7 @@ class MeasureSpec:
     phases: tuple[str, ...] = ("text", "denoise", "refine", "decode")
     threads: int = 1
     device: str = "cpu"
+    student: bool = False  # denoise with a second resident DiT (the distilled student), one branch
 
 
 def _status_kib(field: str) -> int:
@@ -251,11 +252,15 @@ def measure(spec: MeasureSpec) -> dict:
     dit = load("dit", WorldDiT, cfg.model)
     vae = None if spec.offload_vae else load("vae", CausalVideoVAE, cfg.tokenizer)
     refiner = load("refiner", WorldDiT, cfg.model) if refine and not spec.offload_refiner else None
+    student = load("student", WorldDiT, cfg.model) if spec.student else None
     run = run_bidirectional if spec.mode == "bidirectional" else run_streaming
     z = torch.randn(1, t, h, w, cfg.model.in_channels).to(spec.device, dtype)
     if "denoise" in spec.phases:
-        camera = _cameras(cfg, 2, t, h, w, dtype, spec.device)
-        z = phase("denoise", lambda: run(dit, z, text, mask, camera, spec.steps, True))
+        branches = 1 if student is not None else 2
+        camera = _cameras(cfg, branches, t, h, w, dtype, spec.device)
+        stage1 = student if student is not None else dit
+        z = phase("denoise", lambda: run(stage1, z, text[:branches], mask[:branches], camera, spec.steps,
+                                         branches == 2))
         del camera
     if refine:
         refiner = refiner if refiner is not None else load("refiner", WorldDiT, cfg.model)
@@ -285,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="text,denoise,refine,decode")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--student", action="store_true")
     args = parser.parse_args(argv)
     spec = MeasureSpec(
         args.preset, args.num_frames, args.dtype, args.mode, args.steps, args.offload_vae, args.offload_refiner,
-        args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads, args.device,
+        args.no_refiner, tuple(p for p in args.phases.split(",") if p), args.threads, args.device, args.student,
     )
     try:
         print(json.dumps(measure(spec)))

@@ -100,7 +100,9 @@ class PlanRequest:
     """What to plan: `num_frames` raw frames (16 fps), weights/activations `dtype`, stage-1 `mode`, offload flags.
 
     `guidance`: classifier-free guidance doubles the stage-1 batch. `device`: "cuda" (decoded frames go to the
-    host) or "cpu" (host = device: the frames and the CPU-only terms count)."""
+    host) or "cpu" (host = device: the frames and the CPU-only terms count). `student`: stage 1 is the distilled
+    student (ar only, one branch), a second copy of the DiT resident beside it (`WorldModel.student` merges its
+    LoRA into a copy and keeps the DiT)."""
 
     num_frames: int
     dtype: str = "bf16"
@@ -110,6 +112,7 @@ class PlanRequest:
     no_refiner: bool = False
     guidance: bool = True
     device: str = "cuda"
+    student: bool = False
 
     def __post_init__(self):
         if self.dtype not in DTYPE_BYTES:
@@ -118,9 +121,11 @@ class PlanRequest:
             raise UserError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.device not in DEVICES:
             raise UserError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.student and (self.mode != "ar" or self.guidance):
+            raise UserError("the distilled student samples in ar mode with one branch (no guidance)")
 
     def flags(self) -> list[str]:
-        names = ("offload_vae", "offload_refiner", "no_refiner")
+        names = ("offload_vae", "offload_refiner", "no_refiner", "student")
         return [f"--{n}" for n in names if getattr(self, n)]
 
 
@@ -341,6 +346,8 @@ def phase_models(cfg: RunConfig, request: PlanRequest) -> list[PhaseModel]:
     _, _, text_fp32 = text_encoder_size(cfg.text)
     refine = not request.no_refiner
     resident = {"dit": weights["dit"]}
+    if request.student:
+        resident["student"] = weights["dit"]
     if not request.offload_vae:
         resident["vae"] = weights["vae"]
     if refine and not request.offload_refiner:

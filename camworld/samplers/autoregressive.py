@@ -19,7 +19,8 @@ A leading chunk made only of held-clean frames (the refiner's sink, chunk plan [
 denoising and takes no place in the pyramid. The last chunk gets no save pass: nothing reads its state.
 
 The distilled student (§6.5) is this sampler with `sigmas=DISTILLED_SIGMAS`, `interval_k=1` and guidance scale 1:
-4 Euler steps per chunk, then the save pass. Training that student (self-forcing / DMD) is not part of camworld.
+4 Euler steps per chunk, then the save pass. `camworld.samplers.self_forcing` is its training-time form (the same
+rollout with a gradient through one step per chunk), and `camworld.train.distill` trains the student with it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from camworld.config import DistillConfig
 from camworld.errors import UserError
 from camworld.ops.chunks import chunk_bounds
 from camworld.samplers.euler import check_sigmas, euler_frames, frame_sigma, frozen_frames, start_latents
 from camworld.samplers.model_api import StreamingModel, VelocityModel
 
 # SANA-WM's streaming student: `denoising_step_list` [1000, 960, 889, 727, 0] / 1000, used without a shift
-DISTILLED_SIGMAS = (1.0, 0.96, 0.889, 0.727, 0.0)
+DISTILLED_SIGMAS = DistillConfig().sigmas
 
 ChunkCallback = Callable[[int, torch.Tensor], None]
 

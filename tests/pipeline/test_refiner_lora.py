@@ -27,8 +27,9 @@ from camworld.eval.camera_following import (
     write_report,
 )
 from camworld.flow.refiner_objective import SINK_SPAN
+from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.modules.lora import lora_state_dict, merge_lora, merge_lora_state
-from camworld.pipeline import WorldModel, load_dit_dir, save_refiner_lora, weights_fingerprint
+from camworld.pipeline import WorldModel, load_dit_dir
 from camworld.train.checkpoint import Checkpoint, save_checkpoint
 from camworld.train.refiner_train import build_refiner, refiner_run_config
 
@@ -63,7 +64,7 @@ def lora_weights(weights_dir, tmp_path_factory):
     for part in ("vae", "dit"):
         shutil.copytree(weights_dir / part, path / part)
     cfg, model, base = _trained_refiner(path / "dit")
-    save_refiner_lora(path / "refiner", lora_state_dict(model), cfg, weights_fingerprint(base))
+    save_lora_dir(path / "refiner", lora_state_dict(model), cfg, weights_fingerprint(base))
     return path, model
 
 

@@ -1,0 +1,85 @@
+"""`camworld train --distill`: self-forcing distillation of a chunk-causal DiT into a 4-step student LoRA
+(sana_wm.md §6.5; `camworld.train.distill`), through the same training loop as the DiT stages (resume, checkpoints,
+loss.jsonl / loss.png).
+
+    camworld train --distill --data data/ --tokenizer camworld/assets/weights/tiny/vae \
+        --init camworld/assets/weights/tiny/dit --out runs/student --steps 500 [--set distill.lora_rank=32]
+    camworld train --distill --data data/ --tokenizer ... --out runs/student --resume
+
+--init is the teacher: a weights folder (config.json + model.safetensors, e.g. the bundled dit/) or a stage-4
+checkpoint folder (its EMA weights with --init-ema). The run config is the teacher's with the distillation's changes
+(`distill_run_config`) and `--set`; --preset and --stage are not used. One process only: the objective calls the
+student's streaming `step`, which a data-parallel wrapper would not synchronise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
+from camworld.errors import UserError
+
+
+def _teacher(args: argparse.Namespace):
+    """(teacher RunConfig, teacher state dict) from --init: a weights folder or a checkpoint folder."""
+    from camworld.config import RunConfig, from_dict
+    from camworld.pipeline import read_weights_dir
+    from camworld.train.checkpoint import load_checkpoint
+
+    if args.init is None:
+        raise UserError("distillation starts from a teacher DiT: pass --init (a weights folder or a checkpoint)")
+    if (Path(args.init) / "model.safetensors").is_file() and (Path(args.init) / "config.json").is_file():
+        return read_weights_dir(args.init)
+    ckpt = load_checkpoint(args.init)
+    return from_dict(RunConfig, ckpt.config), ckpt.ema if args.init_ema else ckpt.model
+
+
+def _tuples(cfg):
+    """JSON gives lists where the config has tuples; restore the ones code relies on."""
+    cfg.train.betas = tuple(cfg.train.betas)
+    cfg.tokenizer.channel_mults = tuple(cfg.tokenizer.channel_mults)
+    cfg.distill.sigmas = tuple(cfg.distill.sigmas)
+    return cfg
+
+
+def run_distill(args: argparse.Namespace, resume_from) -> int:
+    import torch
+
+    from camworld.config import RunConfig, from_dict, to_dict
+    from camworld.text.encoder import TextEncoder
+    from camworld.train.dist import init_distributed, shutdown
+    from camworld.train.distill import DistillModels, DistillObjective, distill_run_config
+    from camworld.train.loop import train
+
+    teacher_state = None
+    if resume_from is not None:
+        if not any(k.startswith("critic.") for k in resume_from.model):
+            raise UserError(f"{args.out} holds another kind of run, not a distillation")
+        cfg = _tuples(from_dict(RunConfig, resume_from.config))
+    else:
+        teacher_cfg, teacher_state = _teacher(args)
+        cfg = _tuples(distill_run_config(_tuples(teacher_cfg), args.overrides))
+    override_steps(cfg, args.steps)
+    vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
+    info = init_distributed(args.device)
+    try:
+        if info.distributed:
+            raise UserError("distillation runs in one process (drop torchrun; use --threads for the cores)")
+        torch.manual_seed(cfg.train.seed)
+        models = DistillModels(cfg, teacher_state)
+        vae.to(info.device)
+        text = TextEncoder(cfg.text)
+        objective = DistillObjective(cfg, encode_text=lambda captions: text.encode(captions),
+                                     encode_video=lambda frames: vae.encode(frames.to(info.device)),
+                                     global_batch=cfg.train.batch_size)
+        trainable = sum(p.numel() for p in models.generator.parameters() if p.requires_grad)
+        print(f"student LoRA rank {cfg.distill.lora_rank}: {trainable} trainable parameters; critic "
+              f"{sum(p.numel() for p in models.critic.parameters())}; the student trains every "
+              f"{cfg.distill.generator_every} steps")
+        records = train(models, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
+                        resume_from=resume_from, info=info)
+        report_last(records, "distillation", args.out)
+    finally:
+        shutdown()
+    return 0
