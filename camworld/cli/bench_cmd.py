@@ -30,6 +30,8 @@ def add_parser(subparsers) -> None:
                    help="default: the shift the weights were trained with (SANA-WM's benchmark: 8.0)")
     p.add_argument("--mode", default="bidirectional", choices=("bidirectional", "ar"))
     p.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights have one")
+    p.add_argument("--student", action="store_true",
+                   help="sample with the weights' distilled 4-step student (--mode ar; --steps unused)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench", help="output folder")
@@ -48,7 +50,7 @@ def run(args) -> int:
     settings = BenchSettings(splits=SPLITS if args.split == "all" else (args.split,), scenes=args.scenes,
                              seed=args.seed, num_frames=args.num_frames, steps=args.steps,
                              cfg_scale=args.cfg_scale, flow_shift=args.flow_shift, mode=args.mode,
-                             refiner=not args.no_refiner)
+                             refiner=not args.no_refiner, student=args.student)
     settings.check()
     start = time.perf_counter()
     model = WorldModel.from_pretrained(args.weights, device=args.device)

@@ -76,9 +76,10 @@ def run_distill(args: argparse.Namespace, resume_from) -> int:
         trainable = sum(p.numel() for p in models.generator.parameters() if p.requires_grad)
         print(f"student LoRA rank {cfg.distill.lora_rank}: {trainable} trainable parameters; critic "
               f"{sum(p.numel() for p in models.critic.parameters())}; the student trains every "
-              f"{cfg.distill.generator_every} steps")
+              f"{cfg.distill.generator_every} steps at lr {cfg.train.lr * cfg.distill.student_lr_scale:g}, the critic "
+              f"every step at {cfg.train.lr:g}")
         records = train(models, objective, dataset, cfg.train, args.out, run_config=to_dict(cfg),
-                        resume_from=resume_from, info=info)
+                        resume_from=resume_from, info=info, param_groups=DistillModels.optimizer_groups)
         report_last(records, "distillation", args.out)
     finally:
         shutdown()

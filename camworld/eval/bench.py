@@ -68,6 +68,7 @@ class BenchSettings:
     flow_shift: float | None = None  # None: the shift the weights were trained with (tiny 4.0); SANA-WM's bench 8.0
     mode: str = "bidirectional"
     refiner: bool = True
+    student: bool = False  # sample with the weights' distilled 4-step student (ar mode; steps / shift unused)
     fov: float = DEFAULT_FOV
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
 
@@ -85,6 +86,8 @@ class BenchSettings:
                             f"{self.cfg_scale}, {self.flow_shift}")
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.student and self.mode != "ar":
+            raise UserError("--student needs --mode ar (the student samples chunk by chunk)")
 
 
 @dataclass
@@ -188,7 +191,7 @@ def _generate(model, scene: BenchScene, image: np.ndarray, settings: BenchSettin
     return model.generate(image, scene.world.caption, scene.c2w, K, num_frames=len(scene.c2w),
                           steps=settings.steps, cfg_scale=settings.cfg_scale, flow_shift=settings.flow_shift,
                           seed=settings.seed, refiner_seed=settings.seed, mode=settings.mode,
-                          refiner=settings.refiner, progress=progress)
+                          refiner=settings.refiner, student=settings.student, progress=progress)
 
 
 def _current_rss_bytes() -> int | None:

@@ -13,7 +13,8 @@ run config and the `loss_fn` adapter of `camworld.train.loop.train`.
 
 Both losses are summed into one backward pass: the DMD loss reaches only the student's adapters (the two scores run
 without a graph on a detached input) and the critic loss only the critic (its input is detached). So one AdamW steps
-both, with the loop's joint gradient clipping, which is our simplification of LongSANA's two optimisers.
+both, in two parameter groups with their own learning rates (`DistillModels.optimizer_groups`) and the loop's joint
+gradient clipping, which is our simplification of LongSANA's two optimisers.
 
 A batch is the world dataset's (`camworld.train.world_objective`): only the first frame of `frames` is encoded (the
 causal VAE's first latent depends on the first frame alone; or precomputed `latents` with `image_hw`, of which only
@@ -85,6 +86,14 @@ class DistillModels(nn.Module):
         attach_lora(self.generator, cfg.distill.lora_rank, cfg.distill.lora_alpha)
         freeze_all_but_lora(self.generator)
         self.teacher.requires_grad_(False)
+        self.student_lr_scale = cfg.distill.student_lr_scale
+
+    def optimizer_groups(self) -> list[dict]:
+        """The student's adapters at `distill.student_lr_scale` × the lr, the critic at the lr; the teacher is not
+        optimised (for `train(param_groups=...)`)."""
+        student = [p for p in self.generator.parameters() if p.requires_grad]
+        return [{"params": student, "lr_scale": self.student_lr_scale},
+                {"params": list(self.critic.parameters()), "lr_scale": 1.0}]
 
 
 def student_lora(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

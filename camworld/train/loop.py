@@ -137,13 +137,16 @@ def train(
     info: DistInfo | None = None,
     progress: bool = True,
     on_step: Callable[[dict], None] | None = None,
+    param_groups: Callable[[nn.Module], list[dict]] | None = None,
 ) -> list[dict]:
     """Train for `cfg.steps` optimiser steps in total (counting steps done before a resume) and return this call's
     step records. `out_dir` receives loss.jsonl, loss.png and checkpoints/step_XXXXXXX/ folders.
 
     `resume_from` (normally `latest_checkpoint(out_dir)`) continues a run: weights, EMA, optimiser, RNG and data
     position, giving bit-identical losses to an uninterrupted run in fp32. Without it a folder that already holds
-    checkpoints is refused. `on_step(record)` is called after every step on every rank.
+    checkpoints is refused. `on_step(record)` is called after every step on every rank. `param_groups(model)`
+    gives the optimiser's parameter groups, each {"params": [...], "lr_scale": s} trained at s times the lr
+    (default: one group of every parameter).
     """
     info = info or DistInfo()
     out_dir = Path(out_dir)
@@ -156,8 +159,9 @@ def train(
         unwrap(model).load_state_dict(ckpt.model, strict=True)
     wrapped = wrap_model(model, info, fsdp=cfg.fsdp)
     base = unwrap(wrapped)
+    groups = param_groups(base) if param_groups is not None else [{"params": list(wrapped.parameters())}]
     optimizer = torch.optim.AdamW(
-        wrapped.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+        groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
     )
     ema = EMA(base, cfg.ema_decay)
     start = 0
@@ -181,7 +185,7 @@ def train(
     for step, batch in enumerate(loader, start=start):
         tic = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(cfg, step)
+            group["lr"] = lr_at(cfg, step) * group.get("lr_scale", 1.0)
         with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss, logs = loss_fn(wrapped, _to(batch, info.device))
         loss.backward()

@@ -101,14 +101,18 @@ def test_each_step_reaches_the_critic_and_every_second_one_the_student(step, stu
 def test_resume_continues_with_the_same_losses(tmp_path):
     cfg = run_config()
     data = clips(4)
+    groups = DistillModels.optimizer_groups
     whole = train(DistillModels(cfg, teacher_state(cfg)), objective(cfg), data, cfg.train, tmp_path / "a",
-                  progress=False)
+                  progress=False, param_groups=groups)
     cfg.train.steps = 2
-    train(DistillModels(cfg, teacher_state(cfg)), objective(cfg), data, cfg.train, tmp_path / "b", progress=False)
+    train(DistillModels(cfg, teacher_state(cfg)), objective(cfg), data, cfg.train, tmp_path / "b", progress=False,
+          param_groups=groups)
     cfg.train.steps = 4
     resumed = train(DistillModels(cfg), objective(cfg), data, cfg.train, tmp_path / "b", progress=False,
-                    resume_from=latest_checkpoint(tmp_path / "b"))
+                    resume_from=latest_checkpoint(tmp_path / "b"), param_groups=groups)
     assert [r["loss"] for r in resumed] == [r["loss"] for r in whole[2:]]
+    lrs = [g["lr"] for g in latest_checkpoint(tmp_path / "b").optimizer["param_groups"]]
+    assert lrs == [cfg.train.lr * cfg.distill.student_lr_scale, cfg.train.lr]
     assert [r["generator_step"] for r in whole] == [0.0, 1.0, 0.0, 1.0]
 
 
