@@ -27,6 +27,7 @@ class PerfectFollower:
         self.image_hw = tuple(image_hw)
         self.stride = stride
         self.has_refiner = self.refiner_by_default = refiner
+        self.has_student = False
         self.default_flow_shift = 4.0
         self.default_cfg_scale = 1.0
         self.dit = _StubDiT()
@@ -39,9 +40,10 @@ class PerfectFollower:
         return self._refiner
 
     def generate(self, image, prompt, c2w, K, *, num_frames, steps, cfg_scale, flow_shift, seed, refiner_seed,
-                 mode, refiner, progress):
+                 mode, refiner, student, progress):
         blind = isinstance(self.dit, CameraBlind)
-        self.calls.append({"blind": blind, "num_frames": num_frames, "refiner": refiner, "cfg_scale": cfg_scale})
+        self.calls.append({"blind": blind, "num_frames": num_frames, "refiner": refiner, "cfg_scale": cfg_scale,
+                           "student": student})
         poses = np.asarray(c2w[:num_frames], dtype=np.float64)
         if blind:
             frames = np.repeat(image[None], num_frames, axis=0)
