@@ -14,7 +14,7 @@ mode=${2:-full}
 case "$mode" in
   full)  vae_steps=6000; s1=600; s2=600; s3=1500; s4=3000; s4_mirror=0; s4_more=0; refiner_steps=600; pick=; hflip=0.5; student_steps=600 ;;
   quick) vae_steps=6000; s1=120; s2=120; s3=160; s4=900; s4_mirror=450; s4_more=600; refiner_steps=100; pick=
-         hflip=0.0; student_steps=600 ;;
+         hflip=0.0; student_steps=450 ;;
   *) echo "train_bundled.sh: mode must be full or quick, got '$mode'" >&2; exit 2 ;;
 esac
 mkdir -p "$run"
