@@ -17,6 +17,15 @@ def override_steps(cfg, steps: int | None) -> None:
     cfg.train.steps = steps
 
 
+def restore_tuples(cfg):
+    """JSON gives lists where the config has tuples; restore the ones code relies on (returns cfg)."""
+    cfg.train.betas = tuple(cfg.train.betas)
+    cfg.tokenizer.channel_mults = tuple(cfg.tokenizer.channel_mults)
+    cfg.refiner.sigmas = tuple(cfg.refiner.sigmas)
+    cfg.distill.sigmas = tuple(cfg.distill.sigmas)
+    return cfg
+
+
 def tokenizer_and_clips(cfg, tokenizer: str, data: str):
     """(frozen VAE from `tokenizer`, ClipDataset of cfg.train.clip_frames raw frames from `data`); a UserError names
     the mismatch when the VAE's channels or stride differ from the model's or the clip length is not stride·k + 1."""

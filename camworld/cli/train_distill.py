@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
+from camworld.cli.train_common import override_steps, report_last, restore_tuples, tokenizer_and_clips
 from camworld.errors import UserError
 
 
@@ -35,14 +35,6 @@ def _teacher(args: argparse.Namespace):
     return from_dict(RunConfig, ckpt.config), ckpt.ema if args.init_ema else ckpt.model
 
 
-def _tuples(cfg):
-    """JSON gives lists where the config has tuples; restore the ones code relies on."""
-    cfg.train.betas = tuple(cfg.train.betas)
-    cfg.tokenizer.channel_mults = tuple(cfg.tokenizer.channel_mults)
-    cfg.distill.sigmas = tuple(cfg.distill.sigmas)
-    return cfg
-
-
 def run_distill(args: argparse.Namespace, resume_from) -> int:
     import torch
 
@@ -56,10 +48,10 @@ def run_distill(args: argparse.Namespace, resume_from) -> int:
     if resume_from is not None:
         if not any(k.startswith("critic.") for k in resume_from.model):
             raise UserError(f"{args.out} holds another kind of run, not a distillation")
-        cfg = _tuples(from_dict(RunConfig, resume_from.config))
+        cfg = restore_tuples(from_dict(RunConfig, resume_from.config))
     else:
         teacher_cfg, teacher_state = _teacher(args)
-        cfg = _tuples(distill_run_config(_tuples(teacher_cfg), args.overrides))
+        cfg = restore_tuples(distill_run_config(restore_tuples(teacher_cfg), args.overrides))
     override_steps(cfg, args.steps)
     vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)

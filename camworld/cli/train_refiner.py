@@ -15,16 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
+from camworld.cli.train_common import override_steps, report_last, restore_tuples, tokenizer_and_clips
 from camworld.errors import UserError
-
-
-def _tuples(cfg):
-    """JSON gives lists where the config has tuples; restore the ones code relies on."""
-    cfg.train.betas = tuple(cfg.train.betas)
-    cfg.tokenizer.channel_mults = tuple(cfg.tokenizer.channel_mults)
-    cfg.refiner.sigmas = tuple(cfg.refiner.sigmas)
-    return cfg
 
 
 def run_refiner(args: argparse.Namespace, resume_from) -> int:
@@ -41,12 +33,12 @@ def run_refiner(args: argparse.Namespace, resume_from) -> int:
     if resume_from is not None:
         if not is_refiner_state(resume_from.model):
             raise UserError(f"{args.out} holds a DiT stage run, not a refiner run: resume it without --refiner")
-        cfg = _tuples(from_dict(RunConfig, resume_from.config))
+        cfg = restore_tuples(from_dict(RunConfig, resume_from.config))
     else:
         if args.init is None:
             raise UserError("the refiner starts from a stage-4 DiT: pass --init CKPT")
         init = load_checkpoint(args.init)
-        cfg = refiner_run_config(_tuples(from_dict(RunConfig, init.config)), args.overrides)
+        cfg = refiner_run_config(restore_tuples(from_dict(RunConfig, init.config)), args.overrides)
         base_state = init.ema if args.init_ema else init.model
     override_steps(cfg, args.steps)
     vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)

@@ -41,7 +41,7 @@ from camworld.samplers.euler import frozen_frames
 from camworld.samplers.guidance import ClassifierFreeGuidance
 from camworld.samplers.self_forcing import self_forcing_rollout
 from camworld.train.loop import draw_generator
-from camworld.train.world_objective import TextEncodeFn, VideoEncodeFn, clip_cameras
+from camworld.train.world_objective import TextEncodeFn, VideoEncodeFn, batch_text, clip_cameras
 
 # A LoRA student and a full critic, both starting from the teacher; LongSANA's 1e-5 is for a 2B model trained for
 # thousands of steps, and a few hundred CPU steps need more (the stage-4 DiT trained at 3e-4).
@@ -139,11 +139,7 @@ class DistillObjective:
         return first, t, [frames.shape[2:4]] * frames.shape[0]
 
     def text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if "text" in batch:
-            return batch["text"].float(), batch["text_mask"].bool()
-        with torch.no_grad():
-            emb, mask = self.encode_text(list(batch["caption"]))
-        return emb.float(), mask.bool()
+        return batch_text(batch, self.encode_text)
 
     def __call__(self, models: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, dcfg = self.cfg, self.cfg.distill

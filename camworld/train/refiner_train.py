@@ -39,7 +39,7 @@ from camworld.flow.refiner_objective import degrade_frames, refiner_loss, refine
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import LORA_SUFFIXES, attach_lora, freeze_all_but_lora
 from camworld.train.loop import draw_generator
-from camworld.train.world_objective import TextEncodeFn, VideoEncodeFn, clip_cameras
+from camworld.train.world_objective import TextEncodeFn, VideoEncodeFn, batch_text, clip_cameras
 
 # LoRA updates start at zero and are low-rank, so they are trained with a higher lr than a full fine-tune (peft's
 # and most LoRA recipes use ~1e-4..1e-3 where full fine-tunes use ~1e-5..1e-4); override with --set train.lr=...
@@ -123,11 +123,7 @@ class RefinerObjective:
         return x_h, x_l, self.latent_noise
 
     def text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if "text" in batch:
-            return batch["text"].float(), batch["text_mask"].bool()
-        with torch.no_grad():
-            emb, mask = self.encode_text(list(batch["caption"]))
-        return emb.float(), mask.bool()
+        return batch_text(batch, self.encode_text)
 
     def __call__(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         x_h, x_l, latent_noise = self.pair(batch)

@@ -36,6 +36,16 @@ TextEncodeFn = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 VideoEncodeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def batch_text(batch: dict, encode_text: TextEncodeFn) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings [B, L, D] float32, mask [B, L] bool): the batch's precomputed `text` / `text_mask`, or its
+    captions through the frozen text encoder."""
+    if "text" in batch:
+        return batch["text"].float(), batch["text_mask"].bool()
+    with torch.no_grad():
+        emb, mask = encode_text(list(batch["caption"]))
+    return emb.float(), mask.bool()
+
+
 def clip_cameras(c2w: torch.Tensor, K: torch.Tensor, image_hw, grid_hw, stride: int,
                  chunk_plan: tuple[int, int] = (4, 3), rebase_chunks: int | None = None) -> CameraInputs:
     """CameraInputs for a batch from raw-frame poses [B, F, 4, 4] and pixel intrinsics [B, F, 3, 3]. The Plücker
@@ -99,11 +109,7 @@ class WorldModelObjective:
             return self.encode_video(batch["frames"]).float()
 
     def text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if "text" in batch:
-            return batch["text"].float(), batch["text_mask"].bool()
-        with torch.no_grad():
-            emb, mask = self.encode_text(list(batch["caption"]))
-        return emb.float(), mask.bool()
+        return batch_text(batch, self.encode_text)
 
     def sigma_fn(self, frames: int) -> Callable[[torch.Generator], torch.Tensor]:
         if self.causal:
