@@ -210,7 +210,7 @@ def run_scene(model, scene: BenchScene, settings: BenchSettings, *, progress: bo
     result = _generate(model, scene, image, settings, progress)
     model_s = time.perf_counter() - start
     start = time.perf_counter()
-    with camera_blind(model, settings.refiner):
+    with camera_blind(model, settings.refiner, student="student" in result.notes):
         blind = _generate(model, scene, image, settings, progress)
     blind_s = time.perf_counter() - start
     offset = len(scene.c2w) - len(result.frames)  # 1 with the refiner: its output starts at pose 1

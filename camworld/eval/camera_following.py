@@ -189,15 +189,16 @@ class CameraBlind(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def camera_blind(model: WorldModel, refiner: bool = True) -> Iterator[WorldModel]:
-    """`model` with its DiT, its student if it has one, and its refiner (if it has one and `refiner`) replaced by
-    `CameraBlind` views for the duration of the block."""
+def camera_blind(model: WorldModel, refiner: bool = True, student: bool = False) -> Iterator[WorldModel]:
+    """`model` with its DiT, its refiner (if it has one and `refiner`) and its distilled student (if `student`)
+    replaced by `CameraBlind` views for the duration of the block. The refiner and student are loaded before the DiT
+    is swapped: both are LoRAs merged into the real DiT."""
     dit = model.dit
     blind_refiner = CameraBlind(model.refiner()) if refiner and model.has_refiner else None
     blind_student = None
-    if model.has_student:
-        student, student_cfg = model.student()
-        blind_student = (CameraBlind(student), student_cfg)
+    if student:
+        student_dit, student_cfg = model.student()
+        blind_student = (CameraBlind(student_dit), student_cfg)
     model.dit = CameraBlind(dit)
     if blind_refiner is not None:
         model.refiner = lambda: blind_refiner  # shadows the method on this instance only
@@ -235,7 +236,7 @@ def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str,
     world = World(seed)
     image, K = first_frame(world, model.image_hw, settings.fov)
     result = _generate(model, image, world.caption, c2w, K, settings)
-    with camera_blind(model, settings.stage1_refiner):
+    with camera_blind(model, settings.stage1_refiner, student="student" in result.notes):
         blind = _generate(model, image, world.caption, c2w, K, settings)
     truth, _ = world.render(result.c2w, result.K, *model.image_hw)
     offset = len(c2w) - len(result.frames)  # 1 with the refiner (its output starts at pose 1)

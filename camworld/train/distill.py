@@ -81,8 +81,9 @@ class DistillModels(nn.Module):
         super().__init__()
         self.generator, self.critic, self.teacher = (WorldDiT(cfg.model) for _ in range(3))
         if teacher_state is not None:
+            state = {k: v.float() for k, v in teacher_state.items()}
             for model in (self.generator, self.critic, self.teacher):
-                model.load_state_dict({k: v.float() for k, v in teacher_state.items()})
+                model.load_state_dict(state)
         attach_lora(self.generator, cfg.distill.lora_rank, cfg.distill.lora_alpha)
         freeze_all_but_lora(self.generator)
         self.teacher.requires_grad_(False)
@@ -151,7 +152,17 @@ class DistillObjective:
                               cfg.model.plucker_rebase_chunks)
         draws = [int(d) for d in batch["draw"]]
         generators = [draw_generator(cfg.train.seed, d) for d in draws]
-        noise = torch.stack([torch.randn((t, h, w, c), generator=g) for g in generators]).to(first.device)
+
+        def clip_noise() -> torch.Tensor:
+            """ε [B, T, h, w, C], each clip's from its own generator."""
+            return torch.stack([torch.randn((t, h, w, c), generator=g) for g in generators]).to(first.device)
+
+        def clip_sigma(low: float, high: float) -> torch.Tensor:
+            """Per-frame σ [B, T]: one shifted U[low, high] draw per clip, 0 at the held frame."""
+            drawn = torch.cat([sample_dmd_sigma(1, g, low=low, high=high, shift=cfg.train.shift) for g in generators])
+            return frame_levels(drawn, t, hold).to(first.device)
+
+        noise = clip_noise()
         steps = len(dcfg.sigmas) - 1
         exit_step = int(torch.randint(steps, (), generator=generators[0]))
         num_chunks = len(chunk_bounds(t, *plan))
@@ -166,11 +177,8 @@ class DistillObjective:
         logs = {"generator_step": float(train_generator), "exit_step": float(exit_step)}
         loss = torch.zeros((), device=first.device)
         if train_generator:
-            sigma = frame_levels(torch.stack([sample_dmd_sigma(1, g, low=dcfg.sigma_low, high=dcfg.sigma_high,
-                                                                shift=cfg.train.shift)[0] for g in generators]),
-                                 t, hold).to(first.device)
-            eps = torch.stack([torch.randn((t, h, w, c), generator=g) for g in generators]).to(first.device)
-            noisy = add_noise(sample, eps, sigma)
+            sigma = clip_sigma(dcfg.sigma_low, dcfg.sigma_high)
+            noisy = add_noise(sample, clip_noise(), sigma)
             with torch.no_grad():
                 real = denoised(noisy, self.guided_teacher(models.teacher)(noisy, sigma, text, text_mask, camera,
                                                                            causal=True), sigma)
@@ -180,9 +188,8 @@ class DistillObjective:
             loss = loss + g_loss
             logs["dmd_loss"] = float(g_loss.detach())
             logs["real_fake_gap"] = float((real - fake).float().abs().mean())
-        sigma_c = frame_levels(torch.stack([sample_dmd_sigma(1, g, low=0.0, high=1.0, shift=cfg.train.shift)[0]
-                                            for g in generators]), t, hold).to(first.device)
-        eps_c = torch.stack([torch.randn((t, h, w, c), generator=g) for g in generators]).to(first.device)
+        sigma_c = clip_sigma(0.0, 1.0)
+        eps_c = clip_noise()
         velocity = models.critic(add_noise(sample, eps_c, sigma_c), sigma_c, text, text_mask, camera, causal=True)
         c_loss = critic_loss(velocity.float(), sample, eps_c, hold)
         logs["critic_loss"] = float(c_loss.detach())
