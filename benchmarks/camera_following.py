@@ -5,7 +5,8 @@ correlation summed over consecutive frames). The measurement lives in `camworld.
 script parses flags, prints the markdown table and writes results.json, frames.png, scores.png and yaw.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
-        [--steps 60] [--cfg_scale S] [--mode bidirectional|ar] [--no_refiner | --refiner | --refiner-ab] [--out DIR]
+        [--steps 60 | --sigmas 1,0.96,0.889,0.727,0] [--interval_k K] [--cfg_scale S] [--mode bidirectional|ar]
+        [--no_refiner | --refiner | --refiner-ab] [--window 1-80 ...] [--out DIR]
 
 --refiner-ab scores stage 1 alone ("model") and the same stage-1 latents refined ("model+refiner") on the same seeds,
 with the first-vs-last window drop of each (sana_wm.md §5).
@@ -18,6 +19,7 @@ import sys
 
 import torch
 
+from camworld.cli.sampler_args import add_schedule_args
 from camworld.errors import UserError
 from camworld.eval.camera_following import (
     DEFAULT_ACTION,
@@ -30,6 +32,14 @@ from camworld.eval.camera_following import (
 from camworld.pipeline import MODES, WorldModel
 
 
+def pose_range(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST pose indices, got {text!r}") from None
+    return first, last
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default=None, help="weights folder (default: bundled camworld/assets/weights/tiny)")
@@ -39,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_frames", type=int, default=961, help="poses of the table's trajectory (snapped)")
     p.add_argument("--action", default=DEFAULT_ACTION, help="action string, repeated to --num_frames")
     p.add_argument("--yaw-seeds", dest="yaw_seeds", type=int, default=40, help="worlds for the yaw test (0: skip)")
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=None,
+                   help="default: as generate (60; in --mode ar the schedule packaged with the weights, if any)")
     p.add_argument("--cfg_scale", type=float, default=None, help="default: the scale packaged with the weights")
     p.add_argument("--mode", default="bidirectional", choices=MODES)
     use = p.add_mutually_exclusive_group()
@@ -49,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="score the model without and with the refiner on the same seeds")
     p.add_argument("--student", action="store_true", default=None,
                    help="score the distilled 4-step student of the weights (--mode ar; --steps unused)")
+    add_schedule_args(p)
+    p.add_argument("--window", dest="windows", type=pose_range, action="append", default=[],
+                   help="score poses A-B (inclusive, repeatable) instead of the default windows")
     p.add_argument("--seed", type=int, default=42, help="sampler noise seed")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -71,7 +85,8 @@ def main(argv=None) -> int:
                                      yaw_seeds=yaw_seeds, steps=args.steps, cfg_scale=args.cfg_scale,
                                      mode=args.mode, refiner_ab=args.refiner_ab,
                                      refiner=False if args.no_refiner else (True if args.refiner else None),
-                                     student=args.student, noise_seed=args.seed)
+                                     student=args.student, sigmas=args.sigmas, interval_k=args.interval_k,
+                                     windows=args.windows, noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))
         for path in write_report(result, args.out):

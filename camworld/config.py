@@ -190,6 +190,11 @@ class SamplingConfig:
     # --cfg-scale): the tiny model follows its first frame and cameras, not its prompt, and unguided (1.0, one
     # branch, half the compute) it scores higher on held-out worlds.
     cfg_scale: float = 5.0
+    # The schedule of `--mode ar` when the caller names none (no steps, σ list, shift or stagger): a σ list and the
+    # pyramid stagger interval_k. None: SANA-WM's, `steps` Euler steps at the trained shift staggered by 1/#chunks.
+    # Packaging sets them from a measurement (scripts/package_weights.py --ar-sigmas / --ar-interval-k).
+    ar_sigmas: tuple[float, ...] | None = None
+    ar_interval_k: float | None = None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,13 +43,14 @@ from camworld.config import RunConfig, load_config, save_config
 from camworld.errors import UserError
 from camworld.fileio import atomic_dir
 from camworld.flow.refiner_objective import refiner_model_config
-from camworld.flow.schedule import sigmas
+from camworld.flow.schedule import sigmas as shifted_sigmas
 from camworld.lora_dirs import LORA_FILE, merged_lora_state
 from camworld.models.dit import WorldDiT
 from camworld.ops.chunks import rebase_frames
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
 from camworld.samplers.autoregressive import sample_autoregressive
 from camworld.samplers.bidirectional import sample_bidirectional
+from camworld.samplers.euler import check_sigmas
 from camworld.samplers.guidance import ClassifierFreeGuidance
 from camworld.samplers.refine import refine_latents
 from camworld.text.encoder import TextEncoder
@@ -302,7 +303,7 @@ class WorldModel:
         K: np.ndarray,
         *,
         num_frames: int | None = None,
-        steps: int = 60,
+        steps: int | None = None,
         cfg_scale: float | None = None,
         flow_shift: float | None = None,
         seed: int = 42,
@@ -310,6 +311,8 @@ class WorldModel:
         mode: str = "bidirectional",
         refiner: bool | None = None,
         student: bool | None = None,
+        sigmas: Sequence[float] | None = None,
+        interval_k: float | None = None,
         stream: bool = False,
         offload_vae: bool = False,
         offload_refiner: bool = False,
@@ -333,6 +336,11 @@ class WorldModel:
         - student: sample with the distilled student instead (ar mode only): its own σ list (4 Euler steps per chunk,
           chunk by chunk, §6.5), no text guidance (baked in); steps and flow_shift are then not used. None follows
           the weights in ar mode (`student_by_default`) and uses the DiT in bidirectional mode.
+        - sigmas: the DiT's σ list itself (strictly decreasing from at most 1 to 0), instead of `steps` Euler steps
+          at `flow_shift`. interval_k (ar only): chunk c starts denoising at global step ⌊c · interval_k · steps⌋
+          (None: SANA-WM's 1/#chunks; 1: chunk by chunk). Neither applies to the student, which has its own.
+          When ar mode is asked for with none of steps, flow_shift, sigmas and interval_k, the schedule packaged with
+          the weights is used (`sampling.ar_sigmas` / `ar_interval_k`, if set); steps None otherwise means 60.
         - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
           (`refiner_by_default`: a refiner is present and its config says it is on by default).
         - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
@@ -352,6 +360,23 @@ class WorldModel:
             raise UserError("the distilled student samples chunk by chunk: use mode 'ar'")
         if student and cfg_scale not in (None, 1.0):
             raise UserError(f"the distilled student has its guidance baked in: cfg_scale must be 1, got {cfg_scale}")
+        if student and (sigmas is not None or interval_k is not None):
+            raise UserError("the distilled student samples with its own σ list and chunk by chunk: "
+                            "drop sigmas / interval_k")
+        notes: dict[str, str] = {}
+        if mode == "ar" and not student and all(v is None for v in (steps, flow_shift, sigmas, interval_k)):
+            packaged = self.cfg.sampling
+            sigmas, interval_k = packaged.ar_sigmas, packaged.ar_interval_k
+            if sigmas is not None or interval_k is not None:
+                notes["schedule"] = "packaged with the weights (sampling.ar_sigmas, sampling.ar_interval_k)"
+        if steps is None:
+            steps = 60
+        if interval_k is not None and mode != "ar":
+            raise UserError("interval_k staggers chunks: it needs mode 'ar'")
+        if interval_k is not None and interval_k < 0:
+            raise UserError(f"interval_k must be >= 0, got {interval_k}")
+        if sigmas is not None:
+            sigmas = check_sigmas(sigmas)
         if flow_shift is None:
             flow_shift = self.default_flow_shift
         if cfg_scale is None:
@@ -361,7 +386,6 @@ class WorldModel:
                             f"{flow_shift}")
         use_refiner = self.refiner_by_default if refiner is None else refiner and self.has_refiner
         timings: dict[str, float] = {}
-        notes: dict[str, str] = {}
         clock = time.perf_counter()
         total_start = clock
 
@@ -387,7 +411,14 @@ class WorldModel:
         camera = cams.inputs.to(self.device)
         lap("prepare")
 
-        stage1, stage1_sigmas, interval_k = self.dit, sigmas(steps, flow_shift), None
+        stage1 = self.dit
+        if sigmas is None:
+            stage1_sigmas = shifted_sigmas(steps, flow_shift)
+        else:
+            stage1_sigmas = torch.tensor(sigmas)
+            notes["sigmas"] = f"{len(sigmas) - 1} steps at σ {sigmas} (steps and flow_shift unused)"
+        if interval_k is not None:
+            notes["interval_k"] = f"chunk c starts at global step ⌊c · {interval_k} · steps⌋"
         if student:
             stage1, student_cfg = self.student()
             stage1_sigmas, interval_k, cfg_scale = torch.tensor(student_cfg.distill.sigmas), 1.0, 1.0

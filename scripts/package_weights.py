@@ -22,12 +22,14 @@ from pathlib import Path
 
 import torch
 
+from camworld.cli.sampler_args import sigma_list
 from camworld.config import RunConfig, from_dict
 from camworld.errors import UserError
 from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import split_lora_state
 from camworld.pipeline import save_weights_dir
+from camworld.samplers.euler import check_sigmas
 from camworld.tokenizer.vae import load_vae
 from camworld.train.checkpoint import load_checkpoint
 
@@ -63,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg-scale", dest="cfg_scale", type=float, default=None,
                         help="the text guidance scale `generate` uses by default (sampling.cfg_scale; default: keep "
                              "the run config's, SANA-WM's 5.0); pick it by measurement")
+    parser.add_argument("--ar-sigmas", dest="ar_sigmas", type=sigma_list, default=None,
+                        help="the σ list `generate --mode ar` uses by default (sampling.ar_sigmas; default: none, "
+                             "SANA-WM's steps at the trained shift); pick it by measurement")
+    parser.add_argument("--ar-interval-k", dest="ar_interval_k", type=float, default=None,
+                        help="the pyramid stagger `generate --mode ar` uses by default (sampling.ar_interval_k; "
+                             "default: none, SANA-WM's 1/#chunks)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--raw", action="store_true", help="package the raw weights, not the EMA")
     args = parser.parse_args(argv)
@@ -70,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cfg_scale is not None and not args.cfg_scale > 0:
             raise UserError(f"--cfg-scale must be > 0, got {args.cfg_scale}")
+        if args.ar_sigmas is not None:
+            check_sigmas(args.ar_sigmas)
+        if args.ar_interval_k is not None and args.ar_interval_k < 0:
+            raise UserError(f"--ar-interval-k must be >= 0, got {args.ar_interval_k}")
         dit, cfg = _dit(args.dit, args.raw)
         vae = load_vae(args.vae)
         refiner = _refiner_lora(args.refiner, args.raw, dit) if args.refiner is not None else None
@@ -79,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.tokenizer = vae.cfg
     if args.cfg_scale is not None:
         cfg.sampling.cfg_scale = args.cfg_scale
+    cfg.sampling.ar_sigmas, cfg.sampling.ar_interval_k = args.ar_sigmas, args.ar_interval_k
     save_weights_dir(vae, out / "vae", cfg)
     save_weights_dir(dit, out / "dit", cfg)
     if refiner is not None:
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed the old {out / 'refiner'} (no --refiner given)")
     sources = {"vae": args.vae, "dit": args.dit, "refiner": args.refiner, "weights": "raw" if args.raw else "ema",
                "refiner_on_by_default": refiner is not None and not args.refiner_off,
-               "cfg_scale": cfg.sampling.cfg_scale}
+               "cfg_scale": cfg.sampling.cfg_scale, "ar_sigmas": args.ar_sigmas, "ar_interval_k": args.ar_interval_k}
     (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
     sizes = ", ".join(f"{p.parent.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors"))
     print(f"wrote {out}: {sizes}")

@@ -2,8 +2,8 @@
 
 Worlds with seeds below TRAIN_SEED_LIMIT (5000) only: seeds >= 10_000 are kept for the annotator's tests, so its
 metric-scale accuracy is always measured on worlds the net never saw. Seeds 4900..4999 are held out as a
-validation set whose error the log reports. Views are random collision-free poses (eye height 1.0-2.2 m, any yaw,
-small pitch/roll) with a random horizontal field of view of 45-100°, rendered at twice the network size and
+validation set whose error the log reports. Views are random collision-free poses (camera height the world's eye
+height 1.6 m ± `height_jitter`, 1.0-2.2 m by default; any yaw; small pitch/roll) with a random horizontal field of view of 45-100°, rendered at twice the network size and
 area-downsampled, as `predict_depth` area-resizes real frames.
 """
 
@@ -44,9 +44,12 @@ class DepthTrainSpec:
     val_worlds: int = 20
     seed: int = 0
     init: str | None = None  # a saved depth net to continue from (its config is kept), else a fresh one
+    # Camera heights are the world's eye height ± this (metres). 0.6 (1.0-2.2 m) hides the ground plane's distance
+    # cue; the world's own trajectories keep the eye height (±0.04 m), and a small jitter lets the net learn it.
+    height_jitter: float = 0.6
 
 
-def _random_pose(rng: np.random.Generator) -> np.ndarray:
+def _random_pose(rng: np.random.Generator, height_jitter: float) -> np.ndarray:
     yaw, pitch, roll = rng.uniform(0, 2 * math.pi), np.clip(rng.normal(0, 0.14), -0.35, 0.35), rng.normal(0, 0.03)
     cy, sy, cp, sp, cr, sr = (math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll),
                               math.sin(roll))
@@ -56,12 +59,14 @@ def _random_pose(rng: np.random.Generator) -> np.ndarray:
     radius, angle = 25.0 * math.sqrt(rng.uniform()), rng.uniform(0, 2 * math.pi)
     pose = np.eye(4)
     pose[:3, :3] = r_yaw @ r_pitch @ r_roll
-    pose[:3, 3] = [radius * math.cos(angle), rng.uniform(-0.6, 0.6), radius * math.sin(angle)]
+    pose[:3, 3] = [radius * math.cos(angle), rng.uniform(-height_jitter, height_jitter), radius * math.sin(angle)]
     return pose
 
 
-def render_depth_pairs(seeds, views: int, size_hw: tuple[int, int], seed: int = 0, progress: bool = True):
-    """Render `views` random views of each world seed at `size_hw`: returns (rgb uint8 [N, H, W, 3],
+def render_depth_pairs(seeds, views: int, size_hw: tuple[int, int], seed: int = 0, progress: bool = True,
+                       height_jitter: float = 0.6):
+    """Render `views` random views of each world seed at `size_hw` (camera heights: the eye height ±
+    `height_jitter` m): returns (rgb uint8 [N, H, W, 3],
     canonical log-depth float32 [N, H, W] with NaN where there is no valid depth)."""
     from camworld.world import World
 
@@ -74,7 +79,7 @@ def render_depth_pairs(seeds, views: int, size_hw: tuple[int, int], seed: int = 
         world = World(int(world_seed))
         poses = []
         while len(poses) < views:
-            pose = _random_pose(rng)
+            pose = _random_pose(rng, height_jitter)
             if not world.collides(pose[None, :3, 3], margin=0.5)[0]:
                 poses.append(pose)
         hfov = np.radians(rng.uniform(45, 100, views))
@@ -130,8 +135,8 @@ def evaluate(net: DepthNet, rgb: np.ndarray, log_depth: np.ndarray) -> dict[str,
 def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[str, float]:
     """Render the training and validation sets, train a `DepthNet`, save it to `out`; returns the final
     validation metrics. `log` receives one line per report."""
-    if spec.steps < 1 or spec.batch < 1 or spec.train_worlds < 1:
-        raise UserError("steps, batch and train_worlds must be positive")
+    if spec.steps < 1 or spec.batch < 1 or spec.train_worlds < 1 or not 0 <= spec.height_jitter < 1.5:
+        raise UserError("steps, batch and train_worlds must be positive and height_jitter in [0, 1.5) m")
     if spec.train_worlds > VAL_SEEDS.start:
         raise UserError(f"at most {VAL_SEEDS.start} training worlds (seeds 0..{VAL_SEEDS.start - 1})")
     start = load_depth_net(spec.init) if spec.init else None
@@ -140,8 +145,10 @@ def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[st
     rng = np.random.default_rng(spec.seed)
     started = time.time()
     train_seeds = rng.choice(VAL_SEEDS.start, size=spec.train_worlds, replace=False)
-    rgb, target = render_depth_pairs(train_seeds, spec.views_per_world, cfg.input_hw, seed=spec.seed)
-    val_rgb, val_target = render_depth_pairs(list(VAL_SEEDS)[:spec.val_worlds], 4, cfg.input_hw, seed=spec.seed + 1)
+    rgb, target = render_depth_pairs(train_seeds, spec.views_per_world, cfg.input_hw, seed=spec.seed,
+                                     height_jitter=spec.height_jitter)
+    val_rgb, val_target = render_depth_pairs(list(VAL_SEEDS)[:spec.val_worlds], 4, cfg.input_hw, seed=spec.seed + 1,
+                                             height_jitter=spec.height_jitter)
     log(f"rendered {len(rgb)} training and {len(val_rgb)} validation pairs in {time.time() - started:.0f} s")
     net = start.train() if start is not None else DepthNet(cfg)
     params = sum(p.numel() for p in net.parameters())
@@ -170,6 +177,7 @@ def train_depth_net(out: str | Path, spec: DepthTrainSpec, log=print) -> dict[st
     metrics = evaluate(net, val_rgb, val_target)
     info = {"init": spec.init, "steps": spec.steps, "batch": spec.batch, "lr": spec.lr,
             "train_worlds": spec.train_worlds, "views_per_world": spec.views_per_world,
+            "height_jitter": spec.height_jitter,
             "train_seed_limit": TRAIN_SEED_LIMIT,
             "val_seeds": [VAL_SEEDS.start, VAL_SEEDS.start + spec.val_worlds], "val": metrics,
             "seconds": round(time.time() - started)}

@@ -44,6 +44,8 @@ def add_parser(subparsers) -> None:
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--worlds", type=int, default=200, help="training worlds (8 random views each)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--height-jitter", dest="height_jitter", type=float, default=0.6,
+                       help="camera heights: the world's eye height (1.6 m) ± this many metres")
     train.set_defaults(func=run_train_depth)
 
 
@@ -51,7 +53,7 @@ def run_train_depth(args: argparse.Namespace) -> int:
     from camworld.annotate.train_depth import DepthTrainSpec, train_depth_net
 
     spec = DepthTrainSpec(steps=args.steps, batch=args.batch, train_worlds=args.worlds, seed=args.seed,
-                          init=args.init, lr=args.lr)
+                          init=args.init, lr=args.lr, height_jitter=args.height_jitter)
     metrics = train_depth_net(args.out, spec)
     print(f"{args.out}: depth net saved; validation (world seeds 4900+) log-L1 {metrics['log_l1']:.4f}, "
           f"abs-rel {metrics['abs_rel']:.4f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from camworld.cli.sampler_args import add_schedule_args
 from camworld.cli.threads import set_threads
 
 SPLIT_CHOICES = ("simple", "hard", "all")
@@ -32,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no_refiner", action="store_true", help="skip the refiner even if the weights have one")
     p.add_argument("--student", action="store_true",
                    help="sample with the weights' distilled 4-step student (--mode ar; --steps unused)")
+    add_schedule_args(p)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench", help="output folder")
@@ -50,7 +52,8 @@ def run(args) -> int:
     settings = BenchSettings(splits=SPLITS if args.split == "all" else (args.split,), scenes=args.scenes,
                              seed=args.seed, num_frames=args.num_frames, steps=args.steps,
                              cfg_scale=args.cfg_scale, flow_shift=args.flow_shift, mode=args.mode,
-                             refiner=not args.no_refiner, student=args.student)
+                             refiner=not args.no_refiner, student=args.student, sigmas=args.sigmas,
+                             interval_k=args.interval_k)
     settings.check()
     start = time.perf_counter()
     model = WorldModel.from_pretrained(args.weights, device=args.device)

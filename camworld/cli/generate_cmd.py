@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld.cli.sampler_args import add_schedule_args
 from camworld.cli.threads import check_threads, set_threads
 
 DEFAULT_MAX_FRAMES = 961
@@ -46,11 +47,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--num_frames", type=int, default=None,
                    help=f"frames to generate (default: the trajectory, at most {DEFAULT_MAX_FRAMES})")
     p.add_argument("--fps", type=int, default=16)
-    p.add_argument("--step", type=int, default=60, help="denoising steps")
+    p.add_argument("--step", type=int, default=None,
+                   help="denoising steps (default 60; with --mode ar and no --step / --flow_shift / --sigmas / "
+                        "--interval_k, the schedule packaged with the weights, if any)")
     p.add_argument("--cfg_scale", type=float, default=None,
                    help="text guidance scale (default: the one packaged with the weights; SANA-WM 5.0)")
     p.add_argument("--flow_shift", type=float, default=None,
                    help="sampling shift (default: the shift the weights were trained with; SANA-WM's is 9.8)")
+    add_schedule_args(p)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--mode", default="bidirectional", help="bidirectional | ar")
     distilled = p.add_mutually_exclusive_group()
@@ -106,6 +110,7 @@ def _prompt(args, world) -> str:
 def _check_args(args) -> None:
     from camworld.errors import UserError
     from camworld.pipeline import MODES
+    from camworld.samplers.euler import check_sigmas
 
     if args.mode not in MODES:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
@@ -115,7 +120,14 @@ def _check_args(args) -> None:
         raise UserError("--student needs --mode ar (the student samples chunk by chunk)")
     if args.student and args.cfg_scale not in (None, 1.0):
         raise UserError("--student has its guidance baked in: drop --cfg_scale")
-    if (args.fps <= 0 or args.step < 1 or (args.cfg_scale is not None and args.cfg_scale <= 0)
+    if args.student and (args.sigmas is not None or args.interval_k is not None):
+        raise UserError("--student samples with its own σ list, chunk by chunk: drop --sigmas / --interval_k")
+    if args.interval_k is not None and (args.mode != "ar" or args.interval_k < 0):
+        raise UserError(f"--interval_k needs --mode ar and a value >= 0, got {args.interval_k} in {args.mode}")
+    if args.sigmas is not None:
+        check_sigmas(args.sigmas)
+    if (args.fps <= 0 or (args.step is not None and args.step < 1)
+            or (args.cfg_scale is not None and args.cfg_scale <= 0)
             or (args.flow_shift is not None and args.flow_shift <= 0)):
         raise UserError("--fps and --step must be positive, --cfg_scale and --flow_shift > 0")
     if args.num_frames is not None and args.num_frames < 1:
@@ -143,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
     model = WorldModel.from_pretrained(args.checkpoint, device=args.device)
     use_refiner = False if args.no_refiner else (True if args.refiner else None)  # None: the weights' default
     shift = model.default_flow_shift if args.flow_shift is None else args.flow_shift
-    student = args.student or (args.mode == "ar" and not args.no_student and model.student_by_default)
+    own_schedule = args.sigmas is not None or args.interval_k is not None  # asks for the DiT, not the student
+    student = args.student or (args.mode == "ar" and not args.no_student and not own_schedule
+                               and model.student_by_default)
     guidance = 1.0 if student else model.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
     if student:
         model.student()  # a missing or mismatched student/ is reported before anything is generated
@@ -177,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         result = model.generate(
             image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=guidance,
             flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
-            student=student,
+            student=student, sigmas=args.sigmas, interval_k=args.interval_k,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
         begin = time.perf_counter()
@@ -204,8 +218,8 @@ def run(args: argparse.Namespace) -> int:
         "fov": args.fov if args.intrinsics is None else None, "translation_speed": args.translation_speed,
         "rotation_speed_deg": args.rotation_speed_deg, "num_frames_requested": args.num_frames,
         "num_frames_sampled": result.num_frames, "num_frames_written": int(len(result.c2w)),
-        "fps": args.fps, "step": args.step if not student else None, "cfg_scale": guidance,
-        "flow_shift": shift if not student else None, "student": result.notes.get("student"),
+        "fps": args.fps, "step": args.step, "cfg_scale": guidance, "flow_shift": shift, "sigmas": args.sigmas,
+        "interval_k": args.interval_k, "schedule": result.notes.get("schedule"), "student": result.notes.get("student"),
         "seed": args.seed, "mode": args.mode, "stream": args.stream, "refiner": result.refined,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,

@@ -69,6 +69,8 @@ class BenchSettings:
     mode: str = "bidirectional"
     refiner: bool = True
     student: bool = False  # sample with the weights' distilled 4-step student (ar mode; steps / shift unused)
+    sigmas: tuple[float, ...] | None = None  # the DiT's σ list (steps / shift unused); None: steps at flow_shift
+    interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
     fov: float = DEFAULT_FOV
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
 
@@ -191,7 +193,8 @@ def _generate(model, scene: BenchScene, image: np.ndarray, settings: BenchSettin
     return model.generate(image, scene.world.caption, scene.c2w, K, num_frames=len(scene.c2w),
                           steps=settings.steps, cfg_scale=settings.cfg_scale, flow_shift=settings.flow_shift,
                           seed=settings.seed, refiner_seed=settings.seed, mode=settings.mode,
-                          refiner=settings.refiner, student=settings.student, progress=progress)
+                          refiner=settings.refiner, student=settings.student, sigmas=settings.sigmas,
+                          interval_k=settings.interval_k, progress=progress)
 
 
 def _current_rss_bytes() -> int | None:

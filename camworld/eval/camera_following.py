@@ -80,12 +80,15 @@ class FollowingSettings:
     num_frames: int = 961
     action: str = DEFAULT_ACTION
     yaw_seeds: Sequence[int] = ()
-    steps: int = 60
+    steps: int | None = None  # None: as in generate (60, or in ar mode the schedule packaged with the weights)
     cfg_scale: float | None = None  # None: the scale packaged with the weights (`WorldModel.default_cfg_scale`)
     mode: str = "bidirectional"
     refiner: bool | None = None  # None: the weights' default (`WorldModel.refiner_by_default`), as in generate
     refiner_ab: bool = False  # score stage 1 ("model") and stage 1 + refiner ("model+refiner") on the same seeds
     student: bool | None = None  # the distilled student (ar mode); None: the weights' default, as in generate
+    sigmas: tuple[float, ...] | None = None  # the DiT's σ list (steps unused); None: `steps` at the trained shift
+    interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
+    windows: Sequence[tuple[int, int]] = ()  # scored pose ranges [first, last]; empty: `frame_windows`
     noise_seed: int = 42
     refiner_seed: int = 42
     fov: float = DEFAULT_FOV
@@ -154,6 +157,14 @@ def frame_windows(num_frames: int, fps: int = FPS) -> dict[str, list[int]]:
     return {"first fifth": [1, fifth], "last fifth": [last - fifth + 1, last]}
 
 
+def chosen_windows(ranges: Sequence[tuple[int, int]], num_frames: int) -> dict[str, list[int]]:
+    """Windows named "poses a-b" for inclusive pose ranges (a, b) with 1 <= a <= b < num_frames."""
+    bad = [r for r in ranges if not 1 <= r[0] <= r[1] < num_frames]
+    if bad:
+        raise UserError(f"windows must lie within poses 1..{num_frames - 1} (pose 0 is the input), got {bad[0]}")
+    return {f"poses {a}-{b}": [a, b] for a, b in ranges}
+
+
 def window_scores(frames: np.ndarray, truth: np.ndarray, windows: dict[str, list[int]], offset: int) -> dict:
     """PSNR (mean over frames, each capped at PSNR_CAP) and SSIM per window. frames / truth uint8 [F, H, W, 3]
     where frames[i] shows pose offset + i."""
@@ -219,7 +230,8 @@ def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray
     return model.generate(image, prompt, c2w, np.repeat(K[None], len(c2w), axis=0), num_frames=len(c2w),
                           steps=settings.steps, cfg_scale=settings.cfg_scale, seed=settings.noise_seed,
                           refiner_seed=settings.refiner_seed, mode=settings.mode, refiner=settings.stage1_refiner,
-                          student=settings.student, progress=False)
+                          student=settings.student, sigmas=settings.sigmas, interval_k=settings.interval_k,
+                          progress=False)
 
 
 @torch.no_grad()
@@ -353,7 +365,7 @@ def run_following(model: WorldModel, settings: FollowingSettings, *, progress: b
     if settings.seeds:
         num_frames = snap_num_frames(settings.num_frames, settings.num_frames, model.stride)
         c2w = trajectory(settings.action, num_frames)
-        windows = frame_windows(num_frames)
+        windows = chosen_windows(settings.windows, num_frames) if settings.windows else frame_windows(num_frames)
     else:
         c2w, windows = None, {}
     if settings.refiner_ab and not model.has_refiner:

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from camworld.annotate.depth_net import DepthNet, DepthNetConfig, load_depth_net, predict_depth, save_depth_net
-from camworld.annotate.train_depth import DepthTrainSpec, depth_loss, render_depth_pairs, train_depth_net
+from camworld.annotate.train_depth import (
+    DepthTrainSpec,
+    _random_pose,
+    depth_loss,
+    render_depth_pairs,
+    train_depth_net,
+)
 from camworld.annotate.world_clips import render_world_clip
 from camworld.errors import UserError
 
@@ -44,6 +50,19 @@ def test_training_pairs_use_only_training_worlds():
     assert float(loss) == 0.0
     with pytest.raises(UserError, match="below 5000"):
         render_depth_pairs([10_000], 1, (32, 48), progress=False)
+
+
+def test_camera_heights_follow_the_height_jitter(tmp_path):
+    rng = np.random.default_rng(0)
+    for jitter in (0.0, 0.05, 0.6):
+        poses = np.stack([_random_pose(rng, jitter) for _ in range(200)])
+        heights = poses[:, 1, 3]  # y offset from the world's eye height (y down)
+        assert np.abs(heights).max() <= jitter and (jitter == 0 or np.abs(heights).max() > 0.8 * jitter)
+        rotations = poses[:, :3, :3]
+        identity = np.broadcast_to(np.eye(3), rotations.shape)
+        np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1), identity, atol=1e-12)
+    with pytest.raises(UserError, match="height_jitter"):
+        train_depth_net(tmp_path, DepthTrainSpec(height_jitter=1.6), log=lambda line: None)
 
 
 def test_training_continues_from_a_saved_net(tmp_path):

@@ -104,6 +104,8 @@ def _bad_inputs(tmp: Path):
         "missing checkpoint file": ["--checkpoint", "MISSING"],
         "corrupt safetensors": ["--checkpoint", "CORRUPT"],
         "missing checkpoint folder": ["--checkpoint", tmp / "no_weights"],
+        "unsorted sigmas": ["--sigmas", "1,0.5,0.7,0"],
+        "interval_k without ar": ["--interval_k", 1],
     }
 
 
@@ -121,7 +123,8 @@ def broken_weights(weights_dir, tmp_path_factory):
 BAD_CASES = [
     "missing image", "corrupt image", "bad c2w shape", "NaN poses", "non-rigid poses", "bad intrinsics shape",
     "FOV out of range", "unknown mode", "stream without ar", "zero threads", "beyond the trajectory",
-    "missing checkpoint file", "corrupt safetensors", "missing checkpoint folder",
+    "missing checkpoint file", "corrupt safetensors", "missing checkpoint folder", "unsorted sigmas",
+    "interval_k without ar",
 ]
 
 
@@ -137,9 +140,10 @@ def test_bad_input_is_one_line_and_leaves_nothing(case, weights_dir, broken_weig
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_unknown_flag_is_a_usage_error(capsys):
+@pytest.mark.parametrize("flag", [["--warp_speed", "9"], ["--sigmas", "1,half,0"]])
+def test_unknown_flag_or_value_is_a_usage_error(flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "--action", "w-16", "--output_dir", "x", "--warp_speed", "9"])
+        main(["generate", "--action", "w-16", "--output_dir", "x", *flag])
     assert exit_info.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 

@@ -149,6 +149,13 @@ def test_package_from_checkpoints_round_trip_and_bad_base(weights_dir, tmp_path,
     assert WorldModel(out).default_cfg_scale == 1.0 and json.loads((out / "sources.json").read_text())["cfg_scale"] == 1
     assert script.main([*common, "--dit", str(tmp_path / "dit"), "--cfg-scale", "0"]) == 2
     assert "--cfg-scale must be > 0" in capsys.readouterr().err
+    assert WorldModel(out).cfg.sampling.ar_sigmas is None
+    schedule = ["--ar-sigmas", "1,0.9,0.5,0", "--ar-interval-k", "1"]
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), *schedule]) == 0
+    sampling = WorldModel(out).cfg.sampling
+    assert list(sampling.ar_sigmas) == [1.0, 0.9, 0.5, 0.0] and sampling.ar_interval_k == 1.0
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), "--ar-sigmas", "1,0.5,0.9,0"]) == 2
+    assert "strictly decreasing" in capsys.readouterr().err
 
 
 def test_refiner_runs_by_default_only_when_its_config_says_so(lora_weights, tmp_path):

@@ -32,8 +32,9 @@ def _script():
     return module
 
 
-def _checkpoint(dit_dir: Path, out: Path, nudge: float = 0.0) -> tuple[dict, object]:
-    """A distillation checkpoint whose teacher is dit_dir's weights (+ nudge), with non-zero student adapters."""
+def _checkpoint(dit_dir: Path, out: Path, nudge: float = 0.0, spread: float = 0.05) -> tuple[dict, object]:
+    """A distillation checkpoint whose teacher is dit_dir's weights (+ nudge), with student adapters whose B
+    matrices are drawn with std `spread` (0: the adapters are zero, so the student is its teacher)."""
     base, run_cfg = load_dit_dir(dit_dir)
     cfg = distill_run_config(run_cfg, ["distill.lora_rank=4", "distill.lora_alpha=2.0"])
     state = {k: v + nudge if v.is_floating_point() else v for k, v in base.state_dict().items()}
@@ -42,7 +43,7 @@ def _checkpoint(dit_dir: Path, out: Path, nudge: float = 0.0) -> tuple[dict, obj
     with torch.no_grad():
         for name, p in models.generator.named_parameters():
             if name.endswith("lora_B"):
-                p.normal_(0, 0.05)
+                p.normal_(0, spread) if spread else p.zero_()
     save_checkpoint(out, Checkpoint(1, to_dict(cfg), models.state_dict(), models.state_dict()))
     return student_lora(models.state_dict()), cfg
 
@@ -96,6 +97,28 @@ def test_student_sampling_ignores_steps_and_shift_and_differs_from_the_dit(stude
     assert "student" not in world.generate(image, "a room", c2w, K, steps=1, **kwargs).notes  # off by default
 
 
+def test_zero_student_is_the_dit_on_the_students_schedule(weights_dir, tmp_path):
+    """The student's sampler is the DiT's chunk-causal sampler at the student's σ list with interval_k = 1, so
+    `generate(sigmas=..., interval_k=1)` runs the undistilled DiT exactly as the student runs."""
+    path = tmp_path / "tiny"
+    for part in ("vae", "dit"):
+        shutil.copytree(weights_dir / part, path / part)
+    _, cfg = _checkpoint(path / "dit", tmp_path / "ckpt", spread=0.0)
+    assert _script().main(["--student", str(tmp_path / "ckpt"), "--weights", str(path)]) == 0
+    world = WorldModel(path)
+    image, _, K = _inputs(world)
+    c2w = action_string_to_c2w("w-12,dw-12")
+    kwargs = {"num_frames": 25, "mode": "ar", "progress": False, "refiner": False}  # 7 latents: chunks 4 + 3
+    K = np.repeat(K[:1], len(c2w), axis=0)
+    student = world.generate(image, "a room", c2w, K, student=True, **kwargs)
+    dit = world.generate(image, "a room", c2w, K, student=False, cfg_scale=1.0, sigmas=cfg.distill.sigmas,
+                         interval_k=1.0, **kwargs)
+    assert torch.equal(student.latents, dit.latents)
+    default_stagger = world.generate(image, "a room", c2w, K, student=False, cfg_scale=1.0,
+                                     sigmas=cfg.distill.sigmas, **kwargs)
+    assert not torch.equal(student.latents, default_stagger.latents)
+
+
 def test_student_on_by_default_only_in_ar_mode(student_weights, tmp_path):
     path = tmp_path / "on"
     shutil.copytree(student_weights[0], path)
@@ -118,6 +141,8 @@ def test_bad_student_requests_are_one_line_errors(student_weights, weights_dir, 
         world.generate(image, "", c2w, K, student=True, mode="bidirectional", progress=False)
     with pytest.raises(UserError, match="cfg_scale must be 1"):
         world.generate(image, "", c2w, K, student=True, mode="ar", cfg_scale=3.0, progress=False)
+    with pytest.raises(UserError, match="its own σ list"):
+        world.generate(image, "", c2w, K, student=True, mode="ar", interval_k=0.5, progress=False)
     with pytest.raises(UserError, match="no student"):
         WorldModel(weights_dir).generate(image, "", c2w, K, student=True, mode="ar", progress=False)
     _checkpoint(path / "dit", tmp_path / "other", nudge=0.01)

@@ -1,0 +1,23 @@
+"""The stage-1 sampler's schedule flags shared by `generate`, `bench` and the benchmarks: an explicit σ list
+(`--sigmas`, instead of `--step` steps at `--flow_shift`) and the pyramid stagger (`--interval_k`, ar mode)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def sigma_list(text: str) -> tuple[float, ...]:
+    """"1,0.96,0.889,0.727,0" -> (1.0, 0.96, 0.889, 0.727, 0.0); the sampler checks the order and end points."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_schedule_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sigmas", type=sigma_list, default=None,
+                        help="the DiT's σ list, e.g. 1,0.96,0.889,0.727,0 (strictly decreasing to 0); "
+                             "replaces the steps and the flow shift")
+    parser.add_argument("--interval_k", type=float, default=None,
+                        help="ar only: chunk c starts denoising at step ⌊c·k·steps⌋ (default: SANA-WM's "
+                             "1/#chunks; 1: chunk by chunk)")
