@@ -3,8 +3,9 @@
 Worlds with seeds below TRAIN_SEED_LIMIT (5000) only: seeds >= 10_000 are kept for the annotator's tests, so its
 metric-scale accuracy is always measured on worlds the net never saw. Seeds 4900..4999 are held out as a
 validation set whose error the log reports. Views are random collision-free poses (camera height the world's eye
-height 1.6 m ± `height_jitter`, 1.0-2.2 m by default; any yaw; small pitch/roll) with a random horizontal field of view of 45-100°, rendered at twice the network size and
-area-downsampled, as `predict_depth` area-resizes real frames.
+height 1.6 m ± `height_jitter`, 1.0-2.2 m by default; any yaw; small pitch/roll) with a random horizontal field of
+view of 45-100°, rendered at twice the network size and area-downsampled, as `predict_depth` area-resizes real
+frames.
 """
 
 from __future__ import annotations
