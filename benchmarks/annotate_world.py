@@ -72,7 +72,10 @@ def main() -> None:
             e = pose_errors(a.c2w, clip.c2w)
             trans, scale = e["TransErr"] / path_length(clip.c2w), scale_error(a.c2w, clip.c2w)
             fx_err = a.K[0, 0] / clip.K[0, 0] - 1
-            note = "; ".join([a.notes["scale_source"], *a.notes["rejected_engines"]])
+            agreement = ([f"chain gap {a.notes['chain_rotation_gap_deg']:.2f}° / "
+                          f"{a.notes['chain_anchored_rmse_of_path']:.3f} of the path"]
+                         if "chain_rotation_gap_deg" in a.notes else [])
+            note = "; ".join([a.notes["scale_source"], *agreement, *a.notes["rejected_engines"]])
             print(f"{name:<22} {source:<5} {a.engine:<7} {a.registered:>3}/{args.frames:<3} {e['RotErr']:8.3f} "
                   f"{trans:10.2%} {scale:+9.2%} {fx_err:+7.2%} {time.perf_counter() - start:7.1f}  {note}",
                   flush=True)

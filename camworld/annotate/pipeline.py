@@ -8,15 +8,14 @@ one-line reason, before anything is written: a shard is written whole or not at 
 
 Metric depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
 construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. When the chain's
-trajectory does not fit COLMAP's the clip is rejected, neither engine being trusted: measured on 64-frame orbits,
-one COLMAP model passed every other check with 2.7° rotation and 12 % translation error (and a structure scale 24
-times too large), while on another the chain with depth-net depth was the wrong one (7.9 % translation error,
-COLMAP 0.3 %). Deliberate
-difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame scales, their filter and as the
-fallback when the chain cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m deep, and COLMAP's
-structure depth relative to its own trajectory is off by up to 11 % there (rotation and relief trade off; measured
-with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3) −2.1 %, +0.1 %,
-−0.3 %).
+trajectory does not fit COLMAP's (Sim(3) residual, rotation gap or start-anchored residual, checks.py) the clip is
+rejected, neither engine being trusted: measured on 64-frame orbits, one COLMAP model passed every other check with
+2.7° rotation and 12 % translation error (and a structure scale 24 times too large), while on another the chain with
+depth-net depth was the wrong one (7.9 % translation error, COLMAP 0.3 %). Deliberate difference from SANA-WM's
+per-frame structure scale (§7.2, kept for the per-frame scales, their filter and as the fallback when the chain
+cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m deep, and COLMAP's structure depth relative to
+its own trajectory is off by up to 11 % there (rotation and relief trade off; measured with exact depth maps on
+three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3) −2.1 %, +0.1 %, −0.3 %).
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ from camworld.annotate import two_view
 from camworld.annotate.checks import (
     MIN_REGISTERED_FRACTION,
     camera_filter_problem,
+    chain_agreement,
+    chain_problem,
     check_pairs,
     engine_problem,
     rotation_outlier_frames,
@@ -114,10 +115,13 @@ def _chain_scale(result: SfMResult, c2w: np.ndarray, chain: SfMResult) -> tuple[
         return None, {"chain_unused": f"the depth-PnP chain registered {int(chain.registered.sum())}/{len(both)} "
                                       f"frames"}, None
     scale, fit = sim3_scale(c2w[both], chain.c2w[both])
-    notes = {f"chain_sim3_{k}": v for k, v in fit.items()}
+    agreement = chain_agreement(c2w[both], chain.c2w[both])
+    notes = {**{f"chain_sim3_{k}": v for k, v in fit.items()},
+             **{f"chain_{k}": round(v, 4) for k, v in agreement.items()}}
     # The engine's path in metres, not the chain's: a chain that jitters has a longer path than it travelled.
     metric_path = scale * path_length(c2w[both])
-    return scale, notes, sim3_problem(result.engine, fit["rmse_m"], metric_path, "the depth-PnP chain")
+    problem = sim3_problem(result.engine, fit["rmse_m"], metric_path, "the depth-PnP chain")
+    return scale, notes, problem or chain_problem(result.engine, agreement)
 
 
 @dataclass

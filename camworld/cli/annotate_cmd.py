@@ -70,8 +70,8 @@ def run_clip(args: argparse.Namespace) -> int:
     result = annotate_input(args.input, Path(args.out), options, shard_index=args.shard_index)
     print(result.summary())
     if args.depth_dir is None and args.gt_poses is None:
-        # The net's per-world bias passes every check (README, "Pose annotation": -57 % on KITTI, up to 25 % on
-        # world clips), so the user hears it on every depth-net run.
+        # The net's per-world bias passes every check (README, "Pose annotation": up to 24 % on world clips; on
+        # KITTI -57 % before the chain-agreement check rejected it), so the user hears it on every depth-net run.
         print("note: the metric scale comes from camworld's small depth net trained on the procedural world; it is "
               "biased on some worlds and on real video; pass --depth-dir or --gt-poses for a scale you can trust",
               file=sys.stderr)

@@ -8,11 +8,14 @@ import pytest
 from camworld.annotate import two_view
 from camworld.annotate.checks import (
     camera_filter_problem,
+    chain_agreement,
+    chain_problem,
     check_pairs,
     engine_problem,
     rotation_discrepancies,
     rotation_outlier_frames,
 )
+from camworld.annotate.metric_scale import path_length, sim3_scale
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
 
 
@@ -71,6 +74,37 @@ def test_registration_and_reprojection_limits():
     assert "registered 17/20" in engine_problem(_result(truth, registered), essential)
     assert "reprojection" in engine_problem(_result(truth, reproj=5.0), essential)
     assert "essential matrix" in engine_problem(_result(truth), {})
+
+
+def test_chain_agreement_catches_a_turned_trajectory_that_sim3_absorbs():
+    """The engine's trajectory against the depth-PnP chain's: a scaled copy agrees; one whose path is turned 15°
+    fits by Sim(3) (a rotation absorbs it) but not anchored at the shared first camera; one whose cameras are
+    turned 3° has a rotation gap."""
+    chain = _trajectory(30, 1.0)
+    chain[:, 0, 3] = 0.02 * np.arange(30) ** 1.5  # a curved path, so a turn of it is not a rescale of it
+    agree = chain_agreement(_scaled(chain, 0.2), chain)
+    assert agree["rotation_gap_deg"] < 1e-6 and agree["anchored_rmse_of_path"] < 1e-9
+    assert chain_problem("colmap", agree) is None
+
+    turned_path = chain.copy()
+    turned_path[:, :3, 3] = chain[:, :3, 3] @ _rot_y(30.0).T
+    _, fit = sim3_scale(turned_path, chain)
+    assert fit["rmse_m"] < 1e-6 * path_length(chain)
+    agree = chain_agreement(turned_path, chain)
+    assert agree["rotation_gap_deg"] < 1e-6 and agree["anchored_rmse_of_path"] > 0.2
+    assert "start-anchored residual" in chain_problem("colmap", agree)
+
+    turned_cameras = chain.copy()
+    turned_cameras[1:, :3, :3] = _rot_y(3.0) @ chain[1:, :3, :3]
+    agree = chain_agreement(turned_cameras, chain)
+    assert agree["rotation_gap_deg"] == pytest.approx(3.0 * 29 / 30, rel=1e-6)
+    assert "mean rotation gap 2.90°" in chain_problem("colmap", agree)
+
+
+def _scaled(c2w, factor):
+    out = c2w.copy()
+    out[:, :3, 3] *= factor
+    return out
 
 
 def test_camera_filters_name_the_reason():
