@@ -53,10 +53,13 @@ def test_perfect_follower_against_baselines(perfect_follower_factory, tmp_path):
 
 def test_refined_output_drops_frame_zero(perfect_follower_factory):
     model = perfect_follower_factory([bench_world(0)], refiner=True)
-    settings = BenchSettings(splits=("hard",), scenes=1, num_frames=17, tracker=QUICK)
+    settings = BenchSettings(splits=("hard",), scenes=1, num_frames=17, tracker=QUICK, sigmas=(1.0, 0.5, 0.0),
+                             interval_k=1.0)
     result = run_bench(model, settings, progress=False)
     row = result.per_scene[0]
     assert [c["refiner"] for c in model.calls] == [True, True]
+    # the sampling schedule reaches both generations, the model's and the camera-removed one
+    assert [(c["sigmas"], c["interval_k"]) for c in model.calls] == [((1.0, 0.5, 0.0), 1.0)] * 2
     assert result.cost["refined"] and row["model"]["pose"]["n_frames"] == 4  # poses 4, 8, 12, 16 (not 0)
     assert row["model"]["windows"][0]["poses"] == [1, 8]  # output frame 0 shows pose 1
     assert row[FLOOR]["pose"]["RotErr"] < 1.0
