@@ -69,6 +69,18 @@ def test_ar_stream_from_an_image_and_a_camera_file(weights_dir, tmp_path, capsys
     assert info["source_hw"] == [90, 200] and not (out / "video.streaming.mp4").exists()
 
 
+def test_ar_with_an_explicit_schedule_records_it(weights_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc, _ = _run(capsys, "--checkpoint", weights_dir, "--action", ACTION, "--mode", "ar", "--no_refiner",
+                 "--num_frames", 9, "--sigmas", "1,0.5,0", "--interval_k", 1, "--cfg_scale", 1, "--threads", 1,
+                 "--output_dir", out)
+    assert rc == 0
+    info = json.loads((out / "generation.json").read_text())
+    assert info["sigmas"] == [1.0, 0.5, 0.0] and info["interval_k"] == 1.0
+    assert info["step"] is None  # the σ list replaces the step count
+    assert "2 steps at σ" in info["offload_notes"]["sigmas"]
+
+
 def _corrupt_safetensors(weights: Path) -> None:
     file = weights / "dit" / "model.safetensors"
     file.write_bytes(file.read_bytes()[:200])
