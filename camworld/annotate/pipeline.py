@@ -204,7 +204,7 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
         if step is not None and step.engines_disagree:
             # A complete, checked COLMAP model against the chain: either may be the wrong one (measured both ways),
             # so the chain is not taken as the fallback.
-            failures.append("so the OpenCV chain is not trusted either")
+            failures.append("so the OpenCV chain is not trusted either (known poses, --gt-poses, need no chain)")
             break
     if result is None:
         raise UserError("pose recovery failed, no poses written: " + "; ".join(failures))

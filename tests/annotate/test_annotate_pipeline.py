@@ -110,7 +110,7 @@ def test_short_orbit_through_colmap(tmp_path):
 def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
     """A COLMAP model in a gauge 7 times smaller than metres gets its scale from the Sim(3) onto the metric
     depth-PnP chain, or, when the chain registers too few frames, from SANA-WM's per-frame structure scale; a
-    model whose trajectory the chain does not fit is rejected."""
+    model whose trajectory the chain does not fit, or whose rotations it does not share, is rejected."""
     import camworld.annotate.pipeline as pipeline
 
     clip = small_orbit
@@ -136,3 +136,11 @@ def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
     monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: wrong)
     with pytest.raises(UserError, match="does not fit the depth-PnP chain .*; so the OpenCV chain is not trusted"):
         annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="auto")
+
+    turned = dataclasses.replace(metric, c2w=metric.c2w.copy())
+    yaw = np.radians(3.0)
+    turn = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    turned.c2w[1:, :3, :3] = turn @ metric.c2w[1:, :3, :3]  # same path, every camera but the first turned 3°
+    monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: turned)
+    with pytest.raises(UserError, match=r"disagrees with the depth-PnP chain \(mean rotation gap 2\.\d\d°"):
+        annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
