@@ -200,6 +200,16 @@ class WorldModel:
         return float(self.cfg.train.shift)
 
     @property
+    def packaged_ar_schedule(self) -> tuple[tuple[float, ...] | None, float | None] | None:
+        """(σ list, interval_k) packaged with the weights for `--mode ar` (`sampling.ar_sigmas` / `ar_interval_k`),
+        or None when they package none; generate uses it when the caller names no schedule."""
+        packaged = self.cfg.sampling
+        if packaged.ar_sigmas is None and packaged.ar_interval_k is None:
+            return None
+        sigmas = None if packaged.ar_sigmas is None else tuple(float(v) for v in packaged.ar_sigmas)
+        return sigmas, packaged.ar_interval_k
+
+    @property
     def default_cfg_scale(self) -> float:
         """The text guidance scale packaged with the weights (`sampling.cfg_scale`); sampling uses it by default."""
         return float(self.cfg.sampling.cfg_scale)
@@ -364,11 +374,10 @@ class WorldModel:
             raise UserError("the distilled student samples with its own σ list and chunk by chunk: "
                             "drop sigmas / interval_k")
         notes: dict[str, str] = {}
-        if mode == "ar" and not student and all(v is None for v in (steps, flow_shift, sigmas, interval_k)):
-            packaged = self.cfg.sampling
-            sigmas, interval_k = packaged.ar_sigmas, packaged.ar_interval_k
-            if sigmas is not None or interval_k is not None:
-                notes["schedule"] = "packaged with the weights (sampling.ar_sigmas, sampling.ar_interval_k)"
+        if (mode == "ar" and not student and self.packaged_ar_schedule is not None
+                and all(v is None for v in (steps, flow_shift, sigmas, interval_k))):
+            sigmas, interval_k = self.packaged_ar_schedule
+            notes["schedule"] = "packaged with the weights (sampling.ar_sigmas, sampling.ar_interval_k)"
         if steps is None:
             steps = 60
         if interval_k is not None and mode != "ar":

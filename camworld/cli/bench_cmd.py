@@ -1,7 +1,8 @@
 """`camworld bench`: SANA-WM's 60 s benchmark protocol on held-out procedural worlds (camworld.eval.bench).
 
 The defaults are a smoke run that finishes in minutes on a CPU: 1 scene per split, 81 frames (5 s at 16 fps),
-8 sampling steps. The full protocol (sana_wm.md §8.1) is
+8 sampling steps (in --mode ar, the schedule packaged with the weights when they have one, as in generate). The
+full protocol (sana_wm.md §8.1) is
     camworld bench --scenes 80 --num_frames 961 --steps 60 --cfg_scale 5 --split all
 Writes results.json, results.md, drift.png, trajectories.png and scenes/*.npz into --out and prints the table.
 """
@@ -24,7 +25,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scenes", type=int, default=1, help="scenes per split (SANA-WM: 80)")
     p.add_argument("--seed", type=int, default=42, help="trajectory parameters and sampler noise (SANA-WM: 42)")
     p.add_argument("--num_frames", type=int, default=81, help="frames per video, default 81 = 5 s (SANA-WM: 961)")
-    p.add_argument("--steps", type=int, default=8, help="denoising steps (SANA-WM: 60)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default 8; with --mode ar and no --steps / --flow_shift / --sigmas / "
+                        "--interval_k, the schedule packaged with the weights, as generate; SANA-WM: 60)")
     p.add_argument("--cfg_scale", type=float, default=None,
                    help="text guidance scale (default: the one packaged with the weights; SANA-WM 5.0)")
     p.add_argument("--flow_shift", type=float, default=None,

@@ -50,6 +50,7 @@ FLOOR = "estimator_floor"
 ROWS = (*SYSTEMS, FLOOR)
 TRACK_INTERVAL = 4  # SANA-WM's pose evaluation samples every 4th frame
 WINDOW_S = 10
+DEFAULT_STEPS = 8  # the small default's step count (SANA-WM's bench: 60)
 SSIM_WINDOW = 11
 
 
@@ -63,7 +64,7 @@ class BenchSettings:
     scenes: int = 1
     seed: int = 42
     num_frames: int = 81
-    steps: int = 8
+    steps: int | None = None  # None: DEFAULT_STEPS, or in ar mode the schedule packaged with the weights (if any)
     cfg_scale: float | None = None  # None: the scale packaged with the weights (tiny 1.0); SANA-WM's bench 5.0
     flow_shift: float | None = None  # None: the shift the weights were trained with (tiny 4.0); SANA-WM's bench 8.0
     mode: str = "bidirectional"
@@ -83,7 +84,8 @@ class BenchSettings:
         if self.num_frames < 2 * TRACK_INTERVAL + 1:
             raise UserError(f"--num_frames must be >= {2 * TRACK_INTERVAL + 1}, got {self.num_frames}")
         bad_guidance = self.cfg_scale is not None and self.cfg_scale <= 0
-        if self.steps < 1 or bad_guidance or (self.flow_shift is not None and self.flow_shift <= 0):
+        bad_shift = self.flow_shift is not None and self.flow_shift <= 0
+        if (self.steps is not None and self.steps < 1) or bad_guidance or bad_shift:
             raise UserError(f"need --steps >= 1, --cfg_scale > 0 and flow_shift > 0, got {self.steps}, "
                             f"{self.cfg_scale}, {self.flow_shift}")
         if self.mode not in MODES:
@@ -256,13 +258,24 @@ def summarize(per_scene: list[dict], splits) -> dict:
     return summary
 
 
+def _resolve_schedule(model, settings: BenchSettings) -> BenchSettings:
+    """The sampling schedule made explicit, so the results record it: in ar mode with no steps, shift, σ list or
+    stagger given, the one packaged with the weights (as `generate` does); otherwise DEFAULT_STEPS if no steps."""
+    unset = all(v is None for v in (settings.steps, settings.flow_shift, settings.sigmas, settings.interval_k))
+    if settings.mode == "ar" and not settings.student and unset and model.packaged_ar_schedule is not None:
+        sigmas, interval_k = model.packaged_ar_schedule
+        settings = replace(settings, sigmas=sigmas, interval_k=interval_k)
+    return settings if settings.steps is not None else replace(settings, steps=DEFAULT_STEPS)
+
+
 def run_bench(model, settings: BenchSettings, *, progress: bool = True) -> BenchResult:
     """The whole benchmark on `model` (a `WorldModel`, or any object with its `image_hw`, `stride`, `has_refiner`,
-    `refiner_by_default`, `default_flow_shift`, `default_cfg_scale`, `dit` and `generate`). The refiner runs when
-    settings.refiner and the weights turn it on by default (`WorldModel.refiner_by_default`: on only if it won its
-    A/B); flow_shift None becomes the weights' training shift and cfg_scale None their packaged scale, both recorded
-    in the results."""
+    `refiner_by_default`, `default_flow_shift`, `default_cfg_scale`, `packaged_ar_schedule`, `dit` and `generate`).
+    The refiner runs when settings.refiner and the weights turn it on by default (`WorldModel.refiner_by_default`:
+    on only if it won its A/B); flow_shift None becomes the weights' training shift and cfg_scale None their
+    packaged scale, both recorded in the results."""
     settings.check()
+    settings = _resolve_schedule(model, settings)
     if settings.refiner and not model.refiner_by_default:
         settings = replace(settings, refiner=False)
     if settings.flow_shift is None:

@@ -21,12 +21,18 @@ def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _schedule(settings: dict) -> str:
+    """"steps 8" or "σ [1.0, ...]", with the ar stagger when one was set."""
+    text = f"σ {list(settings['sigmas'])}" if settings.get("sigmas") else f"steps {settings['steps']}"
+    return text if settings.get("interval_k") is None else f"{text}, interval_k {settings['interval_k']}"
+
+
 def markdown_table(result: BenchResult) -> str:
     """The summary as markdown: settings line, the table, throughput / memory and what the rows mean."""
     s = result.settings
     lines = [
         f"Scenes per split: {s['scenes']}; frames: {s['num_frames_used']} at {s['fps']} fps "
-        f"({(s['num_frames_used'] - 1) / s['fps']:g} s); steps {s['steps']}, cfg {s['cfg_scale']}, "
+        f"({(s['num_frames_used'] - 1) / s['fps']:g} s); {_schedule(s)}, cfg {s['cfg_scale']}, "
         f"flow shift {s['flow_shift']}, mode {s['mode']}, refiner {'on' if result.cost.get('refined') else 'off'}, "
         f"seed {s['seed']}; poses every {TRACK_INTERVAL}th frame; weights {s['weights'] or '(object)'}.",
         "",

@@ -30,6 +30,7 @@ class PerfectFollower:
         self.has_student = False
         self.default_flow_shift = 4.0
         self.default_cfg_scale = 1.0
+        self.packaged_ar_schedule = None
         self.dit = _StubDiT()
         self._refiner = _StubDiT()
         self.path = "perfect-follower"

@@ -89,3 +89,21 @@ def test_real_tiny_run(tmp_path, capsys):
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["summary"]["simple"]["model"]["RotErr"] is not None
     assert "| simple | model |" in capsys.readouterr().out
+
+
+def test_ar_uses_the_packaged_schedule_unless_one_is_named(perfect_follower_factory):
+    """As in generate: in ar mode with no steps, shift, σ list or stagger given, the weights' packaged schedule,
+    recorded in the settings; naming --steps (or anything else) or sampling bidirectionally uses the steps."""
+    packaged = ((1.0, 0.9, 0.0), 1.0)
+    for settings, expected in [
+        (BenchSettings(splits=("simple",), num_frames=17, tracker=QUICK, mode="ar"), packaged),
+        (BenchSettings(splits=("simple",), num_frames=17, tracker=QUICK, mode="ar", steps=3), (None, None)),
+        (BenchSettings(splits=("simple",), num_frames=17, tracker=QUICK), (None, None)),
+    ]:
+        model = perfect_follower_factory([bench_world(0)])
+        model.packaged_ar_schedule = packaged
+        result = run_bench(model, settings, progress=False)
+        assert [(c["sigmas"], c["interval_k"]) for c in model.calls] == [expected] * 2
+        assert (result.settings["sigmas"], result.settings["interval_k"]) == expected
+        assert result.settings["steps"] == (settings.steps or 8)
+        assert ("σ [1.0, 0.9, 0.0], interval_k 1.0" in markdown_table(result)) == (expected == packaged)
