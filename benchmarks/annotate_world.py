@@ -63,7 +63,7 @@ def main() -> None:
             start = time.perf_counter()
             try:
                 a = annotate_frames(clip.frames, K=None if args.estimate_intrinsics else clip.K.astype(float),
-                                    depth_for=depth_for)
+                                    depth_for=depth_for, measured_depth=source == "gt")
             except UserError as exc:
                 print(f"{name:<22} {source:<5} {'-':<7} {'-':>7} {'-':>8} {'-':>10} {'-':>9} {'-':>7} "
                       f"{time.perf_counter() - start:7.1f}  FAILED: {exc}")

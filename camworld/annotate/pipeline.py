@@ -9,13 +9,14 @@ one-line reason, before anything is written: a shard is written whole or not at 
 Metric depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
 construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. When the chain's
 trajectory does not fit COLMAP's (Sim(3) residual, rotation gap or start-anchored residual, checks.py) the clip is
-rejected, neither engine being trusted: measured on 64-frame orbits, one COLMAP model passed every other check with
-2.7° rotation and 12 % translation error (and a structure scale 24 times too large), while on another the chain with
-depth-net depth was the wrong one (7.9 % translation error, COLMAP 0.3 %). Deliberate difference from SANA-WM's
-per-frame structure scale (§7.2, kept for the per-frame scales, their filter and as the fallback when the chain
-cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m deep, and COLMAP's structure depth relative to
-its own trajectory is off by up to 11 % there (rotation and relief trade off; measured with exact depth maps on
-three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3) −2.1 %, +0.1 %, −0.3 %).
+rejected, neither engine being trusted (unless the depth is measured, see `annotate_frames`): measured on 64-frame
+orbits, one COLMAP model passed every other check with 2.7° rotation and 12 % translation error (and a structure
+scale 24 times too large), while on another the chain with depth-net depth was the wrong one (7.9 % translation
+error, COLMAP 0.3 %). Deliberate difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame
+scales, their filter and as the fallback when the chain cannot be used): our clips have baselines of 1-2 m for
+scenes 5-20 m deep, and COLMAP's structure depth relative to its own trajectory is off by up to 11 % there (rotation
+and relief trade off; measured with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %;
+chain Sim(3) −2.1 %, +0.1 %, −0.3 %).
 """
 
 from __future__ import annotations
@@ -162,10 +163,14 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
 
 def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
                     gt_c2w: np.ndarray | None = None, engine: str = "auto", smoothing: str = "median",
-                    progress: Callable[[str], None] = lambda msg: None) -> Annotation:
+                    measured_depth: bool = False, progress: Callable[[str], None] = lambda msg: None) -> Annotation:
     """Annotate uint8 frames `[F, H, W, 3]`. K `[3, 3]` in pixels or None (estimated by COLMAP).
     `depth_for(K) -> [F, h, w]` gives metric depth (needed unless `gt_c2w` `[F, 4, 4]` fixes the scale, and by
-    the OpenCV engine). Raises UserError naming every engine's failure, or the filter a clip fails."""
+    the OpenCV engine). `measured_depth`: that depth is measured (GT-depth mode), not predicted, so when COLMAP
+    and the depth-PnP chain disagree the chain is the one to take (with exact depth it was right on all three
+    world clips where they disagreed: ≤ 0.07° rotation, ≤ 1.6 % translation, ≤ 3.6 % scale error), where with
+    predicted depth neither is trusted. Raises UserError naming every engine's failure, or the filter a clip
+    fails."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise UserError(f"frames must be uint8 [F, H, W, 3], got {frames.dtype} {list(frames.shape)}")
@@ -201,7 +206,7 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
             result = candidate
             break
         failures.append(problem)
-        if step is not None and step.engines_disagree:
+        if step is not None and step.engines_disagree and not measured_depth:
             # A complete, checked COLMAP model against the chain: either may be the wrong one (measured both ways),
             # so the chain is not taken as the fallback.
             failures.append("so the OpenCV chain is not trusted either (known poses, --gt-poses, need no chain)")

@@ -105,7 +105,8 @@ def annotate_input(input_path: str | os.PathLike, out_root: str | os.PathLike, o
 
     bar = tqdm(total=0, bar_format="annotating: {desc}", leave=False)
     annotation = annotate_frames(frames, K=K, depth_for=depth_for, gt_c2w=gt_c2w, engine=options.engine,
-                                 smoothing=options.scale_smoothing, progress=bar.set_description_str)
+                                 smoothing=options.scale_smoothing, measured_depth=given_depth is not None,
+                                 progress=bar.set_description_str)
     bar.close()
     depth = None
     if options.keep_depth:

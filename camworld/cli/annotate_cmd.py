@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
     clip.add_argument("--intrinsics", default=None,
                       help="fx,fy,cx,cy in pixels of the input, or a K .npy; default: estimated by SfM")
     clip.add_argument("--depth-dir", default=None,
-                      help="GT-depth mode: metric z-depth maps (one .npy per frame, or a single [F, H, W] .npy)")
+                      help="GT-depth mode: metric z-depth maps (one .npy per frame, or a single [F, H, W] .npy); "
+                           "trusted over COLMAP where the two disagree")
     clip.add_argument("--gt-poses", default=None, help="GT-pose mode: known c2w .npy [F, 4, 4] in metres")
     clip.add_argument("--depth-net", default=None, help="folder of a trained depth net (default: the shipped one)")
     clip.add_argument("--engine", default="auto", choices=["auto", "colmap", "opencv"],

@@ -95,6 +95,28 @@ def test_cli_writes_a_valid_shard_and_fails_cleanly(small_orbit, tmp_path, capsy
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_depth_dir_counts_as_measured_depth_and_the_net_does_not(small_orbit, tmp_path, monkeypatch, capsys):
+    """`--depth-dir` is SANA-WM's GT-depth mode: the pipeline is told the depth is measured (so the chain wins a
+    disagreement with COLMAP); the depth net's depth is predicted."""
+    import camworld.annotate.to_shard as to_shard
+
+    clip = small_orbit
+    video, depth = tmp_path / "orbit.mp4", tmp_path / "depth.npy"
+    write_mp4(video, clip.frames)
+    np.save(depth, clip.depth)
+    seen = []
+
+    def spy(frames, **kwargs):
+        seen.append(kwargs["measured_depth"])
+        raise UserError("stopped by the test")
+
+    monkeypatch.setattr(to_shard, "annotate_frames", spy)
+    common = ["annotate", "clip", str(video), "--out", str(tmp_path / "ds"), "--intrinsics", _k_arg(clip.K)]
+    assert main([*common, "--depth-dir", str(depth)]) == 2
+    assert main(common) == 2
+    assert seen == [True, False] and "stopped by the test" in capsys.readouterr().err
+
+
 def test_short_orbit_through_colmap(tmp_path):
     """The default engines on a 16-frame orbit at 256x448 with given depth. COLMAP split this short clip into two
     models when measured, so its check rejected it and the OpenCV chain took over; either way the poses must hold."""
@@ -143,4 +165,9 @@ def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
     turned.c2w[1:, :3, :3] = turn @ metric.c2w[1:, :3, :3]  # same path, every camera but the first turned 3°
     monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: turned)
     with pytest.raises(UserError, match=r"disagrees with the depth-PnP chain \(mean rotation gap 2\.\d\d°"):
-        annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+        annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="auto")
+    # with measured depth (GT-depth mode) the chain is taken instead
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="auto",
+                        measured_depth=True)
+    assert a.engine == "opencv" and "disagrees with the depth-PnP chain" in a.notes["rejected_engines"][0]
+    np.testing.assert_allclose(a.c2w[:, :3, :3], turned.c2w[:, :3, :3], atol=1e-5)
