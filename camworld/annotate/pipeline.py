@@ -41,6 +41,7 @@ from camworld.annotate.checks import (
     sim3_problem,
     structure_problem,
 )
+from camworld.annotate.flow_scale import flow_scale
 from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale, path_length, sim3_scale
 from camworld.annotate.sfm_colmap import run_colmap
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
@@ -139,8 +140,10 @@ class _ScaleStep:
 
 
 def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | None, gt_c2w: np.ndarray | None,
-                  frames: np.ndarray, features, smoothing: str) -> _ScaleStep:
-    """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`."""
+                  frames: np.ndarray, features, smoothing: str, measured_depth: bool) -> _ScaleStep:
+    """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`: from known poses; from measured depth by
+    the depth-PnP chain; from predicted depth by the dense flow scale (flow_scale.py), the chain then only checking
+    the engine's trajectory."""
     if gt_c2w is not None:
         scale, fit = gt_pose_scale(c2w, gt_c2w)
         problem = sim3_problem(result.engine, fit["rmse_m"], path_length(gt_c2w))
@@ -153,12 +156,25 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
     if problem is not None:
         return _ScaleStep(estimate.scale, estimate, notes, problem)
     if result.engine == "opencv":
-        return _ScaleStep(1.0, estimate, {"scale_source": "metric_depth_pnp", **notes})
+        if measured_depth:
+            return _ScaleStep(1.0, estimate, {"scale_source": "metric_depth_pnp", **notes})
+        return _flow_step(result, c2w, frames, depth, estimate, notes)
     scale, chain_notes, problem = _chain_scale(result, c2w, run_opencv_chain(frames, result.K, depth, features))
+    if problem is not None:
+        return _ScaleStep(scale, estimate, {**notes, **chain_notes}, problem, engines_disagree=True)
+    if not measured_depth:
+        return _flow_step(result, c2w, frames, depth, estimate, {**notes, **chain_notes, "chain_scale": scale})
     if scale is None:
         return _ScaleStep(estimate.scale, estimate, {"scale_source": "metric_depth_structure", **notes, **chain_notes})
-    return _ScaleStep(scale, estimate, {"scale_source": "metric_depth_pnp_chain_sim3", **notes, **chain_notes},
-                      problem, engines_disagree=problem is not None)
+    return _ScaleStep(scale, estimate, {"scale_source": "metric_depth_pnp_chain_sim3", **notes, **chain_notes})
+
+
+def _flow_step(result: SfMResult, c2w: np.ndarray, frames: np.ndarray, depth: np.ndarray,
+               estimate: ScaleEstimate, notes: dict) -> _ScaleStep:
+    """The scale of c2w `[F, 4, 4]` from predicted depth `[F, h, w]` by the dense flow scale."""
+    flow = flow_scale(frames, c2w, result.K, depth, result.registered)
+    return _ScaleStep(flow.scale, estimate, {"scale_source": "metric_depth_flow", **notes,
+                                             "flow_pixels": flow.pixels, "flow_pairs": flow.pairs})
 
 
 def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
@@ -200,7 +216,8 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
         problem = engine_problem(candidate, essential_cache[key])
         if problem is None:
             c2w = relativize(fill_unregistered(candidate.c2w, candidate.registered))
-            step = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames, features, smoothing)
+            step = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames, features, smoothing,
+                                     measured_depth)
             problem = step.problem
         if problem is None:
             result = candidate

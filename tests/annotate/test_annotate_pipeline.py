@@ -33,8 +33,10 @@ def test_opencv_chain_with_true_depth(small_orbit):
 
 def test_gt_depth_mode_recovers_metric_poses(small_orbit):
     clip = small_orbit
-    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="opencv")
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="opencv",
+                        measured_depth=True)
     assert a.engine == "opencv" and a.registered == len(clip.frames)
+    assert a.notes["scale_source"] == "metric_depth_pnp"
     assert abs(scale_error(a.c2w, clip.c2w)) < 0.05
     np.testing.assert_allclose(a.c2w[0], np.eye(4), atol=1e-6)
 
@@ -141,13 +143,19 @@ def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
                                 observations=[(uv, d / 7.0) for uv, d in metric.observations])
     model.c2w[:, :3, 3] /= 7.0
     monkeypatch.setattr(pipeline, "run_colmap", lambda frames, K: dataclasses.replace(model))
-    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap",
+                        measured_depth=True)
     assert a.notes["scale_source"] == "metric_depth_pnp_chain_sim3"
     assert a.scale == pytest.approx(7.0, rel=1e-3)
+    # predicted depth: the dense flow scale, the chain only checking the trajectory (its scale in the notes)
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+    assert a.notes["scale_source"] == "metric_depth_flow" and a.notes["chain_scale"] == pytest.approx(7.0, rel=1e-3)
+    assert a.scale == pytest.approx(7.0, rel=0.1) and a.scale != pytest.approx(7.0, rel=1e-3)
 
     lost = dataclasses.replace(metric, registered=np.arange(len(clip.frames)) < 5)
     monkeypatch.setattr(pipeline, "run_opencv_chain", lambda *args: lost)
-    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap")
+    a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="colmap",
+                        measured_depth=True)
     assert a.notes["scale_source"] == "metric_depth_structure"
     assert "registered 5/20" in a.notes["chain_unused"]
     assert a.scale == pytest.approx(7.0, rel=0.05)

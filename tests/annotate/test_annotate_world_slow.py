@@ -18,9 +18,9 @@ CLIPS = [("walk", 10_010), ("orbit", 10_011), ("out_and_back", 10_012)]
 
 # Known shortfalls of the shipped depth net (measured; rotation and translation pass on these clips, and with
 # exact depth maps their scale is within 3 %): the net's per-world metric bias, not the annotator's geometry.
+# (Out-and-back 10012 was one, at +23.8 % by the depth-PnP chain; by the dense flow scale it is +9.9 %.)
 NET_SCALE_SHORTFALL = {
-    10_011: "the shipped depth net puts this orbit's house too near: scale error -15.9 % (2026-11-26)",
-    10_012: "the shipped depth net reads this world's pillars and cacti too far: scale error +23.8 % (2026-11-26)",
+    10_011: "the shipped depth net puts this orbit's house too near: scale error -19.3 % (2026-11-27)",
 }
 
 
@@ -37,7 +37,7 @@ def _annotate(kind: str, seed: int, depth_source: str) -> Annotation:
     def depth_for(K):
         return predict_depth(net, clip.frames, K) if net is not None else clip.depth
 
-    return annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=depth_for)
+    return annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=depth_for, measured_depth=net is None)
 
 
 @pytest.mark.slow
