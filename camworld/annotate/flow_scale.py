@@ -68,8 +68,8 @@ def pair_flow(flow_engine, gray_i: np.ndarray, gray_j: np.ndarray, uv: np.ndarra
 def pixel_scales(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray,
                  t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the scale s with u_j(s) closest to `target` (least squares on the projection multiplied out) and
-    its parallax in pixels per unit log s (0 where the rotated point is behind camera j). uv, target `[N, 2]`, depth `[N]` (metres), K `[3, 3]`, R `[3, 3]`, t `[3]`
-    with x_j = R x_i + s t. Returns (s `[N]`, parallax `[N]`)."""
+    its parallax in pixels per unit log s (0 where the rotated point is behind camera j). uv, target `[N, 2]`,
+    depth `[N]` (metres), K `[3, 3]`, R `[3, 3]`, t `[3]` with x_j = R x_i + s t. Returns (s `[N]`, parallax `[N]`)."""
     rays = np.column_stack([uv, np.ones(len(uv))]) @ np.linalg.inv(K).T
     rotated = (rays * depth[:, None]) @ R.T @ K.T  # K R x_i: (a_x, a_y, c)
     moved = K @ t                                   # K t: (b_x, b_y, b_z)

@@ -8,8 +8,9 @@ the EMA mode is the median of the EMA track (SANA-WM does not say which value it
 
 `sim3_scale` maps one trajectory onto another: an Umeyama Sim(3) of the camera centres, refitted on the 80 % of
 frames with the smallest residuals (SANA-WM's 80th-percentile inlier filtering). GT-pose mode fits the SfM
-trajectory to the known poses with it; the annotator's depth mode fits it to the metric-depth PnP chain
-(vo_opencv.py) instead of using the per-frame structure scale, see pipeline.py for why.
+trajectory to the known poses with it; with measured depth the annotator fits it to the metric-depth PnP chain
+(vo_opencv.py) instead of using the per-frame structure scale, and with predicted depth it uses the dense flow scale
+(flow_scale.py); see pipeline.py for why.
 """
 
 from __future__ import annotations

@@ -6,17 +6,20 @@ scale comes from metric depth (the depth net, or --depth-dir maps: SANA-WM's GT-
 (--gt-poses: SANA-WM's GT-pose mode); SANA-WM's camera filters run last. Any failure raises UserError with a
 one-line reason, before anything is written: a shard is written whole or not at all.
 
-Metric depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
-construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. When the chain's
-trajectory does not fit COLMAP's (Sim(3) residual, rotation gap or start-anchored residual, checks.py) the clip is
-rejected, neither engine being trusted (unless the depth is measured, see `annotate_frames`): measured on 64-frame
-orbits, one COLMAP model passed every other check with 2.7° rotation and 12 % translation error (and a structure
-scale 24 times too large), while on another the chain with depth-net depth was the wrong one (7.9 % translation
-error, COLMAP 0.3 %). Deliberate difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame
-scales, their filter and as the fallback when the chain cannot be used): our clips have baselines of 1-2 m for
-scenes 5-20 m deep, and COLMAP's structure depth relative to its own trajectory is off by up to 11 % there (rotation
-and relief trade off; measured with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %;
-chain Sim(3) −2.1 %, +0.1 %, −0.3 %).
+Measured depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
+construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. Predicted depth
+(the depth net) fixes it by the dense flow scale instead (flow_scale.py: the net's depth at every textured pixel,
+not at the keypoints the chain uses, where the net is worst); the chain then only checks the trajectory, and the
+OpenCV engine's own trajectory is rescaled the same way. When the chain's trajectory does not fit COLMAP's (Sim(3)
+residual, rotation gap or start-anchored residual, checks.py) the clip is rejected, neither engine being trusted
+(unless the depth is measured, see `annotate_frames`): measured on 64-frame orbits, one COLMAP model passed every
+other check with 2.7° rotation and 12 % translation error (and a structure scale 24 times too large), while on
+another the chain with depth-net depth was the wrong one (7.9 % translation error, COLMAP 0.3 %). Deliberate
+difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame scales, their filter and, with
+measured depth, as the fallback when the chain cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m
+deep, and COLMAP's structure depth relative to its own trajectory is off by up to 11 % there (rotation and relief
+trade off; measured with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3)
+−2.1 %, +0.1 %, −0.3 %).
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
     if result.engine == "opencv":
         if measured_depth:
             return _ScaleStep(1.0, estimate, {"scale_source": "metric_depth_pnp", **notes})
-        return _flow_step(result, c2w, frames, depth, estimate, notes)
+        return _flow_step(result, c2w, frames, depth, estimate, {**notes, "chain_scale": 1.0})
     scale, chain_notes, problem = _chain_scale(result, c2w, run_opencv_chain(frames, result.K, depth, features))
     if problem is not None:
         return _ScaleStep(scale, estimate, {**notes, **chain_notes}, problem, engines_disagree=True)

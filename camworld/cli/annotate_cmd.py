@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
                       help="auto: COLMAP, checked, then the OpenCV chain if COLMAP fails")
     clip.add_argument("--scale-smoothing", default="median", choices=["median", "ema"],
                       help="per-frame structure scales (SANA-WM): robust median or EMA (momentum 0.99); they give "
-                           "the scale-CV filter, and the per-clip scale only when the depth-PnP chain cannot")
+                           "the scale-CV filter, and with --depth-dir the per-clip scale when the depth-PnP chain "
+                           "cannot")
     clip.add_argument("--caption", default=None, help="scene-static caption (default: a flagged placeholder)")
     clip.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's, or 16)")
     clip.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
