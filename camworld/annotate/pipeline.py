@@ -9,17 +9,18 @@ one-line reason, before anything is written: a shard is written whole or not at 
 Measured depth fixes the scale of a COLMAP trajectory through the depth-PnP chain, whose translations are metric by
 construction: the per-clip scale is the Sim(3) scale of COLMAP's camera centres onto the chain's. Predicted depth
 (the depth net) fixes it by the dense flow scale instead (flow_scale.py: the net's depth at every textured pixel,
-not at the keypoints the chain uses, where the net is worst); the chain then only checks the trajectory, and the
-OpenCV engine's own trajectory is rescaled the same way. When the chain's trajectory does not fit COLMAP's (Sim(3)
-residual, rotation gap or start-anchored residual, checks.py) the clip is rejected, neither engine being trusted
-(unless the depth is measured, see `annotate_frames`): measured on 64-frame orbits, one COLMAP model passed every
-other check with 2.7° rotation and 12 % translation error (and a structure scale 24 times too large), while on
-another the chain with depth-net depth was the wrong one (7.9 % translation error, COLMAP 0.3 %). Deliberate
-difference from SANA-WM's per-frame structure scale (§7.2, kept for the per-frame scales, their filter and, with
-measured depth, as the fallback when the chain cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m
-deep, and COLMAP's structure depth relative to its own trajectory is off by up to 11 % there (rotation and relief
-trade off; measured with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3)
-−2.1 %, +0.1 %, −0.3 %).
+not at the keypoints the chain uses, where the net is worst); the chain then only checks the trajectory. When the
+OpenCV engine gives the poses, its translations are solved again from the same flow (flow_translations.py) and
+scaled by the flow scale, whichever the depth. When the chain's trajectory does not fit COLMAP's (Sim(3) residual,
+rotation gap or start-anchored residual, checks.py) the clip is rejected, neither engine being trusted (unless the
+depth is measured, see `annotate_frames`): measured on 64-frame orbits, one COLMAP model passed every other check
+with 2.7° rotation and 12 % translation error (and a structure scale 24 times too large), while on another the chain
+with depth-net depth was the wrong one (7.9 % translation error, COLMAP 0.3 %). Deliberate difference from SANA-WM's
+per-frame structure scale (§7.2, kept for the per-frame scales, their filter and, with measured depth, as the
+fallback when the chain cannot be used): our clips have baselines of 1-2 m for scenes 5-20 m deep, and COLMAP's
+structure depth relative to its own trajectory is off by up to 11 % there (rotation and relief trade off; measured
+with exact depth maps on three 64-frame clips: structure scale −11 %, −9 %, +4.5 %; chain Sim(3) −2.1 %, +0.1 %,
+−0.3 %).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from camworld.annotate.checks import (
     structure_problem,
 )
 from camworld.annotate.flow_scale import flow_scale
+from camworld.annotate.flow_translations import refine_translations
 from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale, path_length, sim3_scale
 from camworld.annotate.sfm_colmap import run_colmap
 from camworld.annotate.sfm_result import SfMResult, fill_unregistered
@@ -81,7 +83,10 @@ def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: 
     chain_K = K if K is not None else colmap_K
     if chain_K is None:
         raise UserError("the OpenCV fallback needs intrinsics: pass --intrinsics")
-    return run_opencv_chain(frames, chain_K, depth_for(chain_K), features)
+    depth = depth_for(chain_K)
+    chain = run_opencv_chain(frames, chain_K, depth, features)
+    refined = refine_translations(frames, chain.c2w, chain.registered, chain_K, depth)
+    return replace(chain, c2w=refined, notes={**chain.notes, "translations": "dense_flow_averaging"})
 
 
 def _drop_frames(result: SfMResult, frames: np.ndarray) -> SfMResult:
@@ -144,9 +149,9 @@ class _ScaleStep:
 
 def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | None, gt_c2w: np.ndarray | None,
                   frames: np.ndarray, features, smoothing: str, measured_depth: bool) -> _ScaleStep:
-    """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`: from known poses; from measured depth by
-    the depth-PnP chain; from predicted depth by the dense flow scale (flow_scale.py), the chain then only checking
-    the engine's trajectory."""
+    """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`: from known poses; for COLMAP, from
+    measured depth by the depth-PnP chain, from predicted depth by the dense flow scale (flow_scale.py), the chain
+    then only checking the trajectory; for the OpenCV engine by the flow scale."""
     if gt_c2w is not None:
         scale, fit = gt_pose_scale(c2w, gt_c2w)
         problem = sim3_problem(result.engine, fit["rmse_m"], path_length(gt_c2w))
@@ -159,9 +164,9 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
     if problem is not None:
         return _ScaleStep(estimate.scale, estimate, notes, problem)
     if result.engine == "opencv":
-        if measured_depth:
-            return _ScaleStep(1.0, estimate, {"scale_source": "metric_depth_pnp", **notes})
-        return _flow_step(result, c2w, frames, depth, estimate, {**notes, "chain_scale": 1.0})
+        # its translations were re-solved densely (_run_engine), which leaves their scale short: the flow scale
+        # sets it, from measured depth too
+        return _flow_step(result, c2w, frames, depth, estimate, notes)
     scale, chain_notes, problem = _chain_scale(result, c2w, run_opencv_chain(frames, result.K, depth, features))
     if problem is not None:
         return _ScaleStep(scale, estimate, {**notes, **chain_notes}, problem, engines_disagree=True)

@@ -36,7 +36,7 @@ def test_gt_depth_mode_recovers_metric_poses(small_orbit):
     a = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="opencv",
                         measured_depth=True)
     assert a.engine == "opencv" and a.registered == len(clip.frames)
-    assert a.notes["scale_source"] == "metric_depth_pnp"
+    assert a.notes["scale_source"] == "metric_depth_flow" and a.notes["opencv_translations"] == "dense_flow_averaging"
     assert abs(scale_error(a.c2w, clip.c2w)) < 0.05
     np.testing.assert_allclose(a.c2w[0], np.eye(4), atol=1e-6)
 
