@@ -191,9 +191,10 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
     """Annotate uint8 frames `[F, H, W, 3]`. K `[3, 3]` in pixels or None (estimated by COLMAP).
     `depth_for(K) -> [F, h, w]` gives metric depth (needed unless `gt_c2w` `[F, 4, 4]` fixes the scale, and by
     the OpenCV engine). `measured_depth`: that depth is measured (GT-depth mode), not predicted, so when COLMAP
-    and the depth-PnP chain disagree the chain is the one to take (with exact depth it was right on all three
-    world clips where they disagreed: ≤ 0.07° rotation, ≤ 1.6 % translation, ≤ 3.6 % scale error), where with
-    predicted depth neither is trusted. Raises UserError naming every engine's failure, or the filter a clip
+    and the depth-PnP chain disagree the chain is the one to take (with exact depth it was right on all four
+    world clips where they disagreed: ≤ 0.07° rotation, ≤ 0.8 % translation, ≤ 2.6 % scale error, as the OpenCV
+    engine with its dense translations), and COLMAP's scale comes from the chain; with predicted depth neither
+    engine is trusted on a disagreement, and the scale is the flow scale. Raises UserError naming every engine's failure, or the filter a clip
     fails."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
