@@ -194,8 +194,8 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
     and the depth-PnP chain disagree the chain is the one to take (with exact depth it was right on all four
     world clips where they disagreed: ≤ 0.07° rotation, ≤ 0.8 % translation, ≤ 2.6 % scale error, as the OpenCV
     engine with its dense translations), and COLMAP's scale comes from the chain; with predicted depth neither
-    engine is trusted on a disagreement, and the scale is the flow scale. Raises UserError naming every engine's failure, or the filter a clip
-    fails."""
+    engine is trusted on a disagreement, and the scale is the flow scale. Raises UserError naming every engine's
+    failure, or the filter a clip fails."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise UserError(f"frames must be uint8 [F, H, W, 3], got {frames.dtype} {list(frames.shape)}")
