@@ -179,8 +179,12 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
 
 def _flow_step(result: SfMResult, c2w: np.ndarray, frames: np.ndarray, depth: np.ndarray,
                estimate: ScaleEstimate, notes: dict) -> _ScaleStep:
-    """The scale of c2w `[F, 4, 4]` from metric depth `[F, h, w]` by the dense flow scale."""
-    flow = flow_scale(frames, c2w, result.K, depth, result.registered)
+    """The scale of c2w `[F, 4, 4]` from metric depth `[F, h, w]` by the dense flow scale; when the clip fixes
+    none (too little parallax), the engine is rejected with that reason."""
+    try:
+        flow = flow_scale(frames, c2w, result.K, depth, result.registered)
+    except UserError as exc:
+        return _ScaleStep(1.0, estimate, notes, f"{result.engine}: {exc}")
     return _ScaleStep(flow.scale, estimate, {"scale_source": "metric_depth_flow", **notes,
                                              "flow_pixels": flow.pixels, "flow_pairs": flow.pairs})
 

@@ -57,6 +57,10 @@ def test_unusable_clips_fail_with_reasons(small_orbit):
     noise = np.random.default_rng(0).integers(0, 256, clip.frames.shape, dtype=np.uint8)
     with pytest.raises(UserError, match="pose recovery failed, no poses written: opencv"):
         annotate_frames(noise, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="opencv")
+    still = np.repeat(clip.frames[:1], 12, axis=0)  # a camera that never moves fixes no metric scale
+    with pytest.raises(UserError, match="no poses written: opencv: flow scale: .* the clip fixes no scale"):
+        annotate_frames(still, K=clip.K.astype(float), depth_for=lambda K: clip.depth[:1].repeat(12, 0),
+                        engine="opencv")
     wide = render_world_clip(10_003, "orbit", 10, height=128, width=224, hfov_deg=125.0)
     with pytest.raises(UserError, match="camera filters: horizontal field of view 125.0°"):
         annotate_frames(wide.frames, K=wide.K.astype(float), depth_for=lambda K: wide.depth, engine="opencv")
