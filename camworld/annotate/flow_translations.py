@@ -8,7 +8,7 @@ pairs (i, i + g), every pixel of frame i whose forward and backward DIS flow agr
 rotated, gives two equations linear in the pair's translation t_ij (the projection multiplied out, as in
 flow_scale.py); t_ij is their Huber-weighted least-squares solution (iteratively reweighted, 1 px). Then the
 centres solve C_i − C_j = R_j t_ij over all pairs by least squares, the first registered frame held where the chain
-put it.
+put it (and every centre pulled faintly towards the chain's, which decides only those no pair reaches).
 
 The result's overall scale is not to be trusted (2–38 % short on seven world clips: pixels whose flow is smoothed
 towards zero pull the pair translations in); the flow scale sets it afterwards (pipeline.py). Its shape is: on
@@ -27,6 +27,7 @@ PAIR_GAPS = (1, 2, 4, 8)
 HUBER_PX = 1.0
 REWEIGHTING_ROUNDS = 10
 MIN_PIXELS_PER_PAIR = 50
+PRIOR_WEIGHT = 1e-3
 
 
 def pair_translation(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: np.ndarray,
@@ -82,7 +83,11 @@ def refine_translations(frames: np.ndarray, c2w: np.ndarray, registered: np.ndar
             rhs.append(c2w[j, :3, :3] @ t)
     if not rows:
         return c2w
-    A, b = np.concatenate(rows), np.concatenate(rhs)
+    # A faint pull towards the given centres decides those no pair reaches (a frame whose pairs all lacked
+    # pixels, or a group of frames cut off from the first) and is negligible for the rest.
+    prior = PRIOR_WEIGHT * np.eye(3 * len(known))
+    A = np.concatenate([*rows, prior])
+    b = np.concatenate([*rhs, PRIOR_WEIGHT * c2w[known, :3, 3].ravel()])
     anchor = c2w[known[0], :3, 3]
     # move the held first centre to the right-hand side and solve for the others
     b = b - A[:, :3] @ anchor

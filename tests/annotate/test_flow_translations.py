@@ -39,3 +39,8 @@ def test_refined_centres_follow_the_flow(small_orbit):
     np.testing.assert_array_equal(refined[:, :3, :3], noisy[:, :3, :3])
     np.testing.assert_array_equal(refined[0], noisy[0])
     np.testing.assert_array_equal(refined[7], noisy[7])
+    cut_off = np.arange(len(noisy)) <= 10
+    cut_off[19] = True  # frames 18, 17, 15 and 11, its partners 1, 2, 4 and 8 back, are unregistered
+    alone = refine_translations(clip.frames, noisy, cut_off, clip.K, clip.depth)
+    np.testing.assert_allclose(alone[19], noisy[19], atol=1e-9)
+    assert np.abs(alone[1:11, :3, 3] - noisy[1:11, :3, 3]).max() > 0.1
