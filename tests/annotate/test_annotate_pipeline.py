@@ -85,7 +85,8 @@ def test_cli_writes_a_valid_shard_and_fails_cleanly(small_orbit, tmp_path, capsy
     net_args = ["annotate", "clip", str(video), "--out", str(tmp_path / "net"), "--intrinsics", _k_arg(clip.K),
                 "--engine", "opencv"]
     assert main(net_args) == 0
-    assert "comes from camworld's small depth net" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "comes from camworld's small depth net" in err and "estimated by COLMAP" not in err
 
     bad = tmp_path / "corrupt.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
@@ -183,3 +184,23 @@ def test_colmap_scale_comes_from_the_depth_chain(small_orbit, monkeypatch):
                         measured_depth=True)
     assert a.engine == "opencv" and "disagrees with the depth-PnP chain" in a.notes["rejected_engines"][0]
     np.testing.assert_allclose(a.c2w[:, :3, :3], turned.c2w[:, :3, :3], atol=1e-5)
+
+
+def test_cli_says_when_the_intrinsics_were_estimated(small_orbit, tmp_path, monkeypatch, capsys):
+    """Without --intrinsics COLMAP's estimate is used, and the user is told how far off it was measured to be."""
+    import camworld.annotate.to_shard as to_shard
+
+    clip = small_orbit
+    video = tmp_path / "orbit.mp4"
+    write_mp4(video, clip.frames)
+    known = annotate_frames(clip.frames, K=clip.K.astype(float), depth_for=lambda K: clip.depth, engine="opencv")
+    seen = []
+
+    def estimated(frames, **kwargs):
+        seen.append(kwargs["K"])
+        return known
+
+    monkeypatch.setattr(to_shard, "annotate_frames", estimated)
+    assert main(["annotate", "clip", str(video), "--out", str(tmp_path / "ds"), "--engine", "opencv"]) == 0
+    assert seen == [None]
+    assert f"estimated by COLMAP (fx {known.K[0, 0]:.1f})" in capsys.readouterr().err
