@@ -10,8 +10,9 @@ flow_scale.py); t_ij is their Huber-weighted least-squares solution (iteratively
 centres solve C_i − C_j = R_j t_ij over all pairs by least squares, the first registered frame held where the chain
 put it (and every centre pulled faintly towards the chain's, which decides only those no pair reaches).
 
-The result's overall scale is not to be trusted (2–38 % short on seven world clips: pixels whose flow is smoothed
-towards zero pull the pair translations in); the flow scale sets it afterwards (pipeline.py). Its shape is: on
+The result's overall scale is not to be trusted (2–38 % short on seven world clips; our guess, not measured, is
+that pixels whose flow is smoothed towards zero pull the pair translations in); the flow scale, a median, sets it
+afterwards (pipeline.py). Its shape is: on
 those seven clips, with the depth net, translation error 0.95–3.75 % of the path against the chain's 1.8–7.3 %.
 """
 
