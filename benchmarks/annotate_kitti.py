@@ -3,7 +3,9 @@
 
 Reports, for given and for COLMAP-estimated intrinsics: the engine used, registered frames, RotErr (°),
 TransErr / path length after Sim(3) alignment, the metric-scale error of the depth net (trained only on the
-synthetic world, so its metric scale on KITTI is expected to be poor), and the GT-pose mode's scale error.
+synthetic world, so its metric scale on KITTI is expected to be poor), and the GT-pose mode's scale error; then
+the scale error the flow scale (camworld/annotate/flow_scale.py) would give with the net's depth on the GT-pose
+mode's trajectory, i.e. with the pose engines' disagreement set aside.
 
     python3 benchmarks/annotate_kitti.py [--root /work/shared/data/kitti_seq1] [--frames 51]
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from camworld.annotate.depth_net import load_depth_net, predict_depth
+from camworld.annotate.flow_scale import flow_scale
 from camworld.annotate.pipeline import annotate_frames
 from camworld.annotate.world_clips import path_length, scale_error
 from camworld.camera import pose_errors
@@ -59,6 +62,10 @@ def main() -> None:
         print(f"{name:<34} {a.engine:<7} {a.registered:>3}/{len(frames):<2} {e['RotErr']:8.3f} "
               f"{e['TransErr'] / length:10.2%} {scale_error(a.c2w, gt):+9.2%} {a.K[0, 0]:7.1f} "
               f"{time.perf_counter() - start:7.1f}  {'; '.join(a.notes['rejected_engines'])}")
+        if gt_c2w is not None:
+            flow = flow_scale(frames, a.c2w, a.K, predict_depth(net, frames, a.K), np.ones(len(frames), bool))
+            print(f"{'  the same, flow scale (net depth)':<34} {'':<7} {'':>6} {'':>8} {'':>10} "
+                  f"{(1 + scale_error(a.c2w, gt)) * flow.scale - 1:+9.2%}")
 
 
 if __name__ == "__main__":
