@@ -52,19 +52,41 @@ def grid_pixels(image_hw: tuple[int, int], stride: int = PIXEL_STRIDE) -> np.nda
     return np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)
 
 
-def pair_flow(flow_engine, gray_i: np.ndarray, gray_j: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where grid pixels uv `[N, 2]` of frame i land in frame j `[N, 2]`, and the bool mask `[N]` of pixels that stay
-    in the image and whose backward flow returns them within MAX_FORWARD_BACKWARD_PX."""
-    height, width = gray_i.shape
-    forward = flow_engine.calc(gray_i, gray_j, None)
-    backward = flow_engine.calc(gray_j, gray_i, None)
-    ix = uv.astype(int)
-    moved = forward[ix[:, 1], ix[:, 0]].astype(np.float64)
-    target = uv + moved
-    inside = (target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0) & (target[:, 1] <= height - 1)
-    at = np.clip(np.round(target).astype(int), 0, [width - 1, height - 1])
-    returned = np.linalg.norm(moved + backward[at[:, 1], at[:, 0]], axis=1)
-    return target, inside & (returned < MAX_FORWARD_BACKWARD_PX)
+class DenseFlow:
+    """DIS optical flow (OpenCV) between frames of one clip, on the grid pixels `uv` `[N, 2]`. Each pair is computed
+    once and kept, since the flow scale and the translation averaging ask for the same pairs (about 16 bytes per
+    grid pixel per pair)."""
+
+    def __init__(self, frames: np.ndarray):
+        self.image_hw = frames.shape[1:3]
+        self.uv = grid_pixels(self.image_hw)
+        self._gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+        self._engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def pair(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where the grid pixels of frame i land in frame j `[N, 2]`, and the bool mask `[N]` of pixels that stay
+        in the image and whose backward flow returns them within MAX_FORWARD_BACKWARD_PX."""
+        if (i, j) not in self._pairs:
+            self._pairs[i, j] = self._compute(i, j)
+        return self._pairs[i, j]
+
+    def _compute(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        height, width = self.image_hw
+        forward = self._engine.calc(self._gray[i], self._gray[j], None)
+        backward = self._engine.calc(self._gray[j], self._gray[i], None)
+        ix = self.uv.astype(int)
+        moved = forward[ix[:, 1], ix[:, 0]].astype(np.float64)
+        target = self.uv + moved
+        inside = ((target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0)
+                  & (target[:, 1] <= height - 1))
+        at = np.clip(np.round(target).astype(int), 0, [width - 1, height - 1])
+        returned = np.linalg.norm(moved + backward[at[:, 1], at[:, 0]], axis=1)
+        return target, inside & (returned < MAX_FORWARD_BACKWARD_PX)
+
+    def depth_at_grid(self, depth_map: np.ndarray) -> np.ndarray:
+        """The metric depth `[N]` of the grid pixels, read from a depth map `[h, w]` of any size."""
+        return sample_depth(depth_map, self.uv, self.image_hw)
 
 
 def pixel_scales(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray,
@@ -93,15 +115,13 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def flow_scale(frames: np.ndarray, c2w: np.ndarray, K: np.ndarray, depth: np.ndarray, registered: np.ndarray,
-               gaps: tuple[int, ...] = PAIR_GAPS) -> FlowScale:
+               gaps: tuple[int, ...] = PAIR_GAPS, flow: DenseFlow | None = None) -> FlowScale:
     """Scale of trajectory c2w `[F, 4, 4]` (any units) that makes it agree with metric depth `[F, h, w]` through the
     optical flow of uint8 frames `[F, H, W, 3]` with intrinsics K `[3, 3]`; only pairs of registered `[F]` frames.
-    Raises UserError when too few pixels have parallax (a camera that barely moves fixes no scale)."""
+    `flow`: the clip's DenseFlow, if one is already at hand. Raises UserError when too few pixels have parallax (a
+    camera that barely moves fixes no scale)."""
     K = np.asarray(K, np.float64)
-    image_hw = frames.shape[1:3]
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    uv = grid_pixels(image_hw)
+    flow = flow if flow is not None else DenseFlow(frames)
     log_scales, weights, pairs = [], [], 0
     for gap in gaps:
         for i in range(len(frames) - gap):
@@ -112,10 +132,10 @@ def flow_scale(frames: np.ndarray, c2w: np.ndarray, K: np.ndarray, depth: np.nda
             R, t = relative[:3, :3], relative[:3, 3]
             if t @ t < 1e-12:
                 continue
-            target, ok = pair_flow(engine, gray[i], gray[j], uv)
-            d = sample_depth(depth[i], uv, image_hw)
-            ok &= np.isfinite(d) & (d > 0)
-            s, parallax = pixel_scales(uv[ok], target[ok], d[ok], K, R, t)
+            target, ok = flow.pair(i, j)
+            d = flow.depth_at_grid(depth[i])
+            ok = ok & np.isfinite(d) & (d > 0)
+            s, parallax = pixel_scales(flow.uv[ok], target[ok], d[ok], K, R, t)
             good = (s > 0) & (parallax > MIN_PARALLAX_PX)
             log_scales.append(np.log(s[good]))
             weights.append(parallax[good])

@@ -18,11 +18,9 @@ those seven clips, with the depth net, translation error 0.95–3.75 % of the pa
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from camworld.annotate.flow_scale import grid_pixels, pair_flow
-from camworld.annotate.vo_opencv import sample_depth
+from camworld.annotate.flow_scale import DenseFlow
 
 PAIR_GAPS = (1, 2, 4, 8)
 HUBER_PX = 1.0
@@ -52,16 +50,14 @@ def pair_translation(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: n
 
 
 def refine_translations(frames: np.ndarray, c2w: np.ndarray, registered: np.ndarray, K: np.ndarray,
-                        depth: np.ndarray, gaps: tuple[int, ...] = PAIR_GAPS) -> np.ndarray:
+                        depth: np.ndarray, gaps: tuple[int, ...] = PAIR_GAPS,
+                        flow: DenseFlow | None = None) -> np.ndarray:
     """c2w `[F, 4, 4]` with the centres of registered `[F]` frames re-solved from the flow of uint8 frames
     `[F, H, W, 3]` and metric depth `[F, h, w]`, rotations and the first registered centre kept; other frames as
-    given."""
+    given. `flow`: the clip's DenseFlow, if one is already at hand."""
     K = np.asarray(K, np.float64)
     c2w = np.array(c2w, dtype=np.float64)
-    image_hw = frames.shape[1:3]
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    uv = grid_pixels(image_hw)
+    flow = flow if flow is not None else DenseFlow(frames)
     known = np.flatnonzero(registered)
     index = {f: n for n, f in enumerate(known)}
     rows, rhs = [], []
@@ -70,13 +66,13 @@ def refine_translations(frames: np.ndarray, c2w: np.ndarray, registered: np.ndar
             j = i + gap
             if j not in index:
                 continue
-            target, ok = pair_flow(engine, gray[i], gray[j], uv)
-            d = sample_depth(depth[i], uv, image_hw)
-            ok &= np.isfinite(d) & (d > 0)
+            target, ok = flow.pair(i, j)
+            d = flow.depth_at_grid(depth[i])
+            ok = ok & np.isfinite(d) & (d > 0)
             if ok.sum() < MIN_PIXELS_PER_PAIR:
                 continue
             R = c2w[j, :3, :3].T @ c2w[i, :3, :3]
-            t = pair_translation(uv[ok], target[ok], d[ok], K, R)
+            t = pair_translation(flow.uv[ok], target[ok], d[ok], K, R)
             row = np.zeros((3, 3 * len(known)))
             row[:, 3 * index[i]:3 * index[i] + 3] = np.eye(3)
             row[:, 3 * index[j]:3 * index[j] + 3] = -np.eye(3)

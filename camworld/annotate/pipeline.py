@@ -45,7 +45,7 @@ from camworld.annotate.checks import (
     sim3_problem,
     structure_problem,
 )
-from camworld.annotate.flow_scale import flow_scale
+from camworld.annotate.flow_scale import DenseFlow, flow_scale
 from camworld.annotate.flow_translations import refine_translations
 from camworld.annotate.metric_scale import ScaleEstimate, fuse_scale, gt_pose_scale, path_length, sim3_scale
 from camworld.annotate.sfm_colmap import run_colmap
@@ -77,7 +77,7 @@ DepthSource = Callable[[np.ndarray], np.ndarray]
 
 
 def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: DepthSource,
-                features, colmap_K: np.ndarray | None) -> SfMResult:
+                features, flow: DenseFlow, colmap_K: np.ndarray | None) -> SfMResult:
     if name == "colmap":
         return run_colmap(frames, K)
     chain_K = K if K is not None else colmap_K
@@ -85,7 +85,7 @@ def _run_engine(name: str, frames: np.ndarray, K: np.ndarray | None, depth_for: 
         raise UserError("the OpenCV fallback needs intrinsics: pass --intrinsics")
     depth = depth_for(chain_K)
     chain = run_opencv_chain(frames, chain_K, depth, features)
-    refined = refine_translations(frames, chain.c2w, chain.registered, chain_K, depth)
+    refined = refine_translations(frames, chain.c2w, chain.registered, chain_K, depth, flow=flow)
     return replace(chain, c2w=refined, notes={**chain.notes, "translations": "dense_flow_averaging"})
 
 
@@ -148,7 +148,7 @@ class _ScaleStep:
 
 
 def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | None, gt_c2w: np.ndarray | None,
-                  frames: np.ndarray, features, smoothing: str, measured_depth: bool) -> _ScaleStep:
+                  frames: np.ndarray, features, flow: DenseFlow, smoothing: str, measured_depth: bool) -> _ScaleStep:
     """The metric scale of an engine's relativised poses c2w `[F, 4, 4]`: from known poses; for COLMAP, from
     measured depth by the depth-PnP chain, from predicted depth by the dense flow scale (flow_scale.py), the chain
     then only checking the trajectory; for the OpenCV engine by the flow scale."""
@@ -166,27 +166,28 @@ def _metric_scale(result: SfMResult, c2w: np.ndarray, depth_for: DepthSource | N
     if result.engine == "opencv":
         # its translations were re-solved densely (_run_engine), which leaves their scale short: the flow scale
         # sets it, from measured depth too
-        return _flow_step(result, c2w, frames, depth, estimate, notes)
+        return _flow_step(result, c2w, frames, flow, depth, estimate, notes)
     scale, chain_notes, problem = _chain_scale(result, c2w, run_opencv_chain(frames, result.K, depth, features))
     if problem is not None:
         return _ScaleStep(scale, estimate, {**notes, **chain_notes}, problem, engines_disagree=True)
     if not measured_depth:
-        return _flow_step(result, c2w, frames, depth, estimate, {**notes, **chain_notes, "chain_scale": scale})
+        return _flow_step(result, c2w, frames, flow, depth, estimate,
+                          {**notes, **chain_notes, "chain_scale": scale})
     if scale is None:
         return _ScaleStep(estimate.scale, estimate, {"scale_source": "metric_depth_structure", **notes, **chain_notes})
     return _ScaleStep(scale, estimate, {"scale_source": "metric_depth_pnp_chain_sim3", **notes, **chain_notes})
 
 
-def _flow_step(result: SfMResult, c2w: np.ndarray, frames: np.ndarray, depth: np.ndarray,
+def _flow_step(result: SfMResult, c2w: np.ndarray, frames: np.ndarray, flow: DenseFlow, depth: np.ndarray,
                estimate: ScaleEstimate, notes: dict) -> _ScaleStep:
     """The scale of c2w `[F, 4, 4]` from metric depth `[F, h, w]` by the dense flow scale; when the clip fixes
     none (too little parallax), the engine is rejected with that reason."""
     try:
-        flow = flow_scale(frames, c2w, result.K, depth, result.registered)
+        fit = flow_scale(frames, c2w, result.K, depth, result.registered, flow=flow)
     except UserError as exc:
         return _ScaleStep(1.0, estimate, notes, f"{result.engine}: {exc}")
-    return _ScaleStep(flow.scale, estimate, {"scale_source": "metric_depth_flow", **notes,
-                                             "flow_pixels": flow.pixels, "flow_pairs": flow.pairs})
+    return _ScaleStep(fit.scale, estimate, {"scale_source": "metric_depth_flow", **notes,
+                                            "flow_pixels": fit.pixels, "flow_pairs": fit.pairs})
 
 
 def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_for: DepthSource | None = None,
@@ -213,12 +214,13 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
     depth_for = _memoised(depth_for)
     progress("detecting SIFT features")
     features = two_view.detect(frames)
+    flow = DenseFlow(frames)  # the flow steps share its pairs
     essential_cache: dict[bytes, dict] = {}
     failures, result, colmap_K = [], None, None
     for name in ENGINES[engine]:
         progress(f"running {name}")
         step = None
-        candidate = _run_engine(name, frames, K, depth_for, features, colmap_K)
+        candidate = _run_engine(name, frames, K, depth_for, features, flow, colmap_K)
         if name == "colmap" and candidate.registered.any():
             colmap_K = candidate.K
         key = np.round(candidate.K, 6).tobytes()
@@ -229,8 +231,8 @@ def annotate_frames(frames: np.ndarray, *, K: np.ndarray | None = None, depth_fo
         problem = engine_problem(candidate, essential_cache[key])
         if problem is None:
             c2w = relativize(fill_unregistered(candidate.c2w, candidate.registered))
-            step = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames, features, smoothing,
-                                     measured_depth)
+            step = _metric_scale(candidate, c2w, depth_for, gt_c2w, frames, features, flow, smoothing,
+                                 measured_depth)
             problem = step.problem
         if problem is None:
             result = candidate
