@@ -86,6 +86,8 @@ def main(argv=None) -> int:
                                      mode=args.mode, refiner_ab=args.refiner_ab,
                                      refiner=False if args.no_refiner else (True if args.refiner else None),
                                      student=args.student, sigmas=args.sigmas, interval_k=args.interval_k,
+                                     segment_frames=args.segment_frames,
+                                     segment_color_match=args.segment_color_match,
                                      windows=args.windows, noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))

@@ -195,6 +195,15 @@ class SamplingConfig:
     # Packaging sets them from a measurement (scripts/package_weights.py --ar-sigmas / --ar-interval-k).
     ar_sigmas: tuple[float, ...] | None = None
     ar_interval_k: float | None = None
+    # `--mode ar` videos longer than this many frames are made as a chain of segments, each started from the last
+    # frame of the one before (`camworld.pipeline_segments`; our addition, SANA-WM samples in one pass: 0).
+    # Packaging sets it from a measurement (scripts/package_weights.py --ar-segment-frames); the bidirectional
+    # mode makes segments only when asked.
+    ar_segment_frames: int = 0
+    # Segments start from the previous segment's last frame with its colours matched to the first frame's
+    # (`pipeline_segments.match_color_statistics`), against the drift a chain of segments compounds. Off: it kept
+    # brighter scenes on tuning worlds but scored lower on held-out ones (README).
+    segment_color_match: bool = False
 
 
 @dataclass

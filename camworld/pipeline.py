@@ -20,7 +20,9 @@ Everything is read with JSON and safetensors, never pickle; a missing or corrupt
 poses relativised to frame 0 and intrinsics carried through the crop to the latent grid (`camworld.pipeline_inputs`);
 text and the empty prompt for classifier-free guidance; the bidirectional or chunk-autoregressive sampler; the
 optional refiner; and a chunk-by-chunk decode. With the refiner the first decoded frame is dropped and the poses
-realigned to c2w[1:] (sana_wm.md §5), so a 17-frame request gives 16 frames.
+realigned to c2w[1:] (sana_wm.md §5), so a 17-frame request gives 16 frames. Videos longer than the segment length
+(`sampling.ar_segment_frames` in ar mode, or `segment_frames`) are a chain of such generations
+(`camworld.pipeline_segments`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from camworld.lora_dirs import LORA_FILE, merged_lora_state
 from camworld.models.dit import WorldDiT
 from camworld.ops.chunks import rebase_frames
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras, resize_crop_image, snap_num_frames
+from camworld.pipeline_segments import check_segment_frames, generate_in_segments, refine_in_segments
 from camworld.samplers.autoregressive import sample_autoregressive
 from camworld.samplers.bidirectional import sample_bidirectional
 from camworld.samplers.euler import check_sigmas
@@ -138,7 +141,8 @@ class GenerationResult:
     and K (F', 3, 3) intrinsics in output pixels, one per output frame; first_frame: the preprocessed conditioning
     image uint8 [H, W, 3]; latents: final latents [1, T, h, w, C] (latent 0 = the encoded image); num_frames: the
     frames sampled (stride·k + 1; F' = num_frames − 1 with the refiner); timings: seconds per phase;
-    notes: what offloading did ("vae_offload": "cpu" or "freed").
+    notes: what offloading did ("vae_offload": "cpu" or "freed"). segments: the per-segment results of a video made
+    in segments (`camworld.pipeline_segments`; empty for one pass), segment_bounds their pose ranges [start, end).
     """
 
     frames: np.ndarray | None
@@ -150,6 +154,8 @@ class GenerationResult:
     refined: bool
     timings: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    segments: tuple[GenerationResult, ...] = ()
+    segment_bounds: tuple[tuple[int, int], ...] = ()
 
 
 class WorldModel:
@@ -208,6 +214,11 @@ class WorldModel:
             return None
         sigmas = None if packaged.ar_sigmas is None else tuple(float(v) for v in packaged.ar_sigmas)
         return sigmas, packaged.ar_interval_k
+
+    def default_segment_frames(self, mode: str) -> int:
+        """The segment length of `mode` packaged with the weights (`sampling.ar_segment_frames` in ar mode; 0, one
+        pass, otherwise)."""
+        return int(self.cfg.sampling.ar_segment_frames) if mode == "ar" else 0
 
     @property
     def default_cfg_scale(self) -> float:
@@ -323,6 +334,8 @@ class WorldModel:
         student: bool | None = None,
         sigmas: Sequence[float] | None = None,
         interval_k: float | None = None,
+        segment_frames: int | None = None,
+        segment_color_match: bool | None = None,
         stream: bool = False,
         offload_vae: bool = False,
         offload_refiner: bool = False,
@@ -351,6 +364,11 @@ class WorldModel:
           (None: SANA-WM's 1/#chunks; 1: chunk by chunk). Neither applies to the student, which has its own.
           When ar mode is asked for with none of steps, flow_shift, sigmas and interval_k, the schedule packaged with
           the weights is used (`sampling.ar_sigmas` / `ar_interval_k`, if set); steps None otherwise means 60.
+        - segment_frames: make a longer video as a chain of segments of at most this many frames, each started
+          from the last frame of the one before (`camworld.pipeline_segments`, our addition; 0: one pass, as
+          SANA-WM). None takes `sampling.ar_segment_frames` of the weights in ar mode, 0 otherwise.
+          segment_color_match: match each handed-over frame's colours to the first frame's (None: the weights'
+          `sampling.segment_color_match`).
         - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
           (`refiner_by_default`: a refiner is present and its config says it is on by default).
         - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
@@ -373,6 +391,20 @@ class WorldModel:
         if student and (sigmas is not None or interval_k is not None):
             raise UserError("the distilled student samples with its own σ list and chunk by chunk: "
                             "drop sigmas / interval_k")
+        if segment_frames is None:
+            segment_frames = self.default_segment_frames(mode)
+        check_segment_frames(segment_frames, self.stride)
+        c2w, K = check_trajectory(c2w, K)
+        frames = snap_num_frames(num_frames, min(len(c2w), len(K)), self.stride)
+        if segment_frames and frames > segment_frames:
+            return generate_in_segments(
+                self, image, prompt, c2w, K, num_frames=frames, segment_frames=segment_frames, seed=seed,
+                color_match=(self.cfg.sampling.segment_color_match if segment_color_match is None
+                             else segment_color_match),
+                on_frames=on_frames, on_chunk=on_chunk, progress=progress, steps=steps, cfg_scale=cfg_scale,
+                flow_shift=flow_shift, refiner_seed=refiner_seed, mode=mode, refiner=refiner, student=student,
+                sigmas=sigmas, interval_k=interval_k, stream=stream, offload_vae=offload_vae,
+                offload_refiner=offload_refiner)
         notes: dict[str, str] = {}
         if (mode == "ar" and not student and self.packaged_ar_schedule is not None
                 and all(v is None for v in (steps, flow_shift, sigmas, interval_k))):
@@ -407,8 +439,6 @@ class WorldModel:
             decoded_in_lap[0] = 0.0
             clock = now
 
-        c2w, K = check_trajectory(c2w, K)
-        frames = snap_num_frames(num_frames, min(len(c2w), len(K)), self.stride)
         if image is not None:
             image = np.asarray(image)
             first = self.prepare_image(image)
@@ -519,9 +549,12 @@ class WorldModel:
         """Run the bidirectional refiner on the stage-1 latents of `result` (a `generate(..., refiner=False)` of the
         same prompt, poses and intrinsics; source_hw: the H, W of the image given to it, None = model resolution)
         and decode: the same frames as `generate(..., refiner=True)` without re-running stage 1. The output drops
-        frame 0 and starts at pose 1, as there."""
+        frame 0 and starts at pose 1, as there. A result made in segments is refined segment by segment
+        (`refine_in_segments`; c2w and K are then taken from the segments)."""
         if result.refined:
             raise UserError("this result is already refined")
+        if result.segments:
+            return refine_in_segments(self, result, prompt, refiner_seed=refiner_seed, progress=progress)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         cams = prepare_cameras(c2w, K, source_hw or self.image_hw, self.image_hw, self.grid_hw, self.stride,

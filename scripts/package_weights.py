@@ -29,6 +29,7 @@ from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import split_lora_state
 from camworld.pipeline import save_weights_dir
+from camworld.pipeline_segments import check_segment_frames
 from camworld.samplers.euler import check_sigmas
 from camworld.tokenizer.vae import load_vae
 from camworld.train.checkpoint import load_checkpoint
@@ -71,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ar-interval-k", dest="ar_interval_k", type=float, default=None,
                         help="the pyramid stagger `generate --mode ar` uses by default (sampling.ar_interval_k; "
                              "default: none, SANA-WM's 1/#chunks)")
+    parser.add_argument("--ar-segment-frames", dest="ar_segment_frames", type=int, default=0,
+                        help="longer `--mode ar` videos are made as a chain of segments of this many frames (sampling."
+                             "ar_segment_frames; default 0: one pass, as SANA-WM); pick it by measurement")
+    parser.add_argument("--segment-color-match", dest="segment_color_match", action="store_true",
+                        help="match the colours of the frame each segment starts from to the first frame's "
+                             "(sampling.segment_color_match; default off)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--raw", action="store_true", help="package the raw weights, not the EMA")
     args = parser.parse_args(argv)
@@ -83,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.ar_interval_k is not None and args.ar_interval_k < 0:
             raise UserError(f"--ar-interval-k must be >= 0, got {args.ar_interval_k}")
         dit, cfg = _dit(args.dit, args.raw)
+        check_segment_frames(args.ar_segment_frames, cfg.model.temporal_stride)
         vae = load_vae(args.vae)
         refiner = _refiner_lora(args.refiner, args.raw, dit) if args.refiner is not None else None
     except UserError as exc:
         print(f"package_weights: error: {exc}", file=sys.stderr)
         return 2
     cfg.tokenizer = vae.cfg
+    cfg.sampling.ar_segment_frames = args.ar_segment_frames
+    cfg.sampling.segment_color_match = args.segment_color_match
     if args.cfg_scale is not None:
         cfg.sampling.cfg_scale = args.cfg_scale
     cfg.sampling.ar_sigmas, cfg.sampling.ar_interval_k = args.ar_sigmas, args.ar_interval_k
@@ -105,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed the old {out / 'refiner'} (no --refiner given)")
     sources = {"vae": args.vae, "dit": args.dit, "refiner": args.refiner, "weights": "raw" if args.raw else "ema",
                "refiner_on_by_default": refiner is not None and not args.refiner_off,
-               "cfg_scale": cfg.sampling.cfg_scale, "ar_sigmas": args.ar_sigmas, "ar_interval_k": args.ar_interval_k}
+               "cfg_scale": cfg.sampling.cfg_scale, "ar_sigmas": args.ar_sigmas, "ar_interval_k": args.ar_interval_k,
+               "ar_segment_frames": args.ar_segment_frames, "segment_color_match": args.segment_color_match}
     (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
     sizes = ", ".join(f"{p.parent.name} {p.stat().st_size / 2**20:.1f} MiB" for p in out.rglob("*.safetensors"))
     print(f"wrote {out}: {sizes}")

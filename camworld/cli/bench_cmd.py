@@ -56,7 +56,8 @@ def run(args) -> int:
                              seed=args.seed, num_frames=args.num_frames, steps=args.steps,
                              cfg_scale=args.cfg_scale, flow_shift=args.flow_shift, mode=args.mode,
                              refiner=not args.no_refiner, student=args.student, sigmas=args.sigmas,
-                             interval_k=args.interval_k)
+                             interval_k=args.interval_k, segment_frames=args.segment_frames,
+                             segment_color_match=args.segment_color_match)
     settings.check()
     start = time.perf_counter()
     model = WorldModel.from_pretrained(args.weights, device=args.device)

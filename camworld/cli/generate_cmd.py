@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         result = model.generate(
             image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=guidance,
             flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
-            student=student, sigmas=args.sigmas, interval_k=args.interval_k,
+            student=student, sigmas=args.sigmas, interval_k=args.interval_k, segment_frames=args.segment_frames,
+            segment_color_match=args.segment_color_match,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
         begin = time.perf_counter()
@@ -222,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
         "cfg_scale": guidance, "flow_shift": shift, "sigmas": args.sigmas,
         "interval_k": args.interval_k, "schedule": result.notes.get("schedule"), "student": result.notes.get("student"),
         "seed": args.seed, "mode": args.mode, "stream": args.stream, "refiner": result.refined,
+        "segment_frames": (model.default_segment_frames(args.mode) if args.segment_frames is None
+                           else args.segment_frames),
+        "segments": [list(bounds) for bounds in result.segment_bounds],
+        "segment_color_match": (model.cfg.sampling.segment_color_match if args.segment_color_match is None
+                                else args.segment_color_match) if result.segments else None,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,
         "checkpoint": str(model.path), "device": args.device,

@@ -1,5 +1,6 @@
 """The stage-1 sampler's schedule flags shared by `generate`, `bench` and the benchmarks: an explicit σ list
-(`--sigmas`, instead of `--step` steps at `--flow_shift`) and the pyramid stagger (`--interval_k`, ar mode)."""
+(`--sigmas`, instead of `--step` steps at `--flow_shift`), the pyramid stagger (`--interval_k`, ar mode) and the
+segment length of long videos (`--segment_frames`)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def add_schedule_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval_k", type=float, default=None,
                         help="ar only: chunk c starts denoising at step ⌊c·k·steps⌋ (default: SANA-WM's "
                              "1/#chunks; 1: chunk by chunk)")
+    parser.add_argument("--segment_frames", type=int, default=None,
+                        help="make longer videos as a chain of segments of this many frames (stride·k + 1), each "
+                             "from the last frame of the one before (our addition; 0: one pass, as SANA-WM; "
+                             "default: in ar mode the weights' sampling.ar_segment_frames, else 0)")
+    parser.add_argument("--segment_color_match", action="store_true", default=None,
+                        help="match the colours of the frame each segment starts from to the first frame's "
+                             "(default: the weights' sampling.segment_color_match, off for the bundled ones)")

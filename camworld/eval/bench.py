@@ -72,6 +72,8 @@ class BenchSettings:
     student: bool = False  # sample with the weights' distilled 4-step student (ar mode; steps / shift unused)
     sigmas: tuple[float, ...] | None = None  # the DiT's σ list (steps / shift unused); None: steps at flow_shift
     interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
+    segment_frames: int | None = None  # long videos in segments of this length; None: the weights' default
+    segment_color_match: bool | None = None  # None: the weights' default
     fov: float = DEFAULT_FOV
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
 
@@ -196,7 +198,9 @@ def _generate(model, scene: BenchScene, image: np.ndarray, settings: BenchSettin
                           steps=settings.steps, cfg_scale=settings.cfg_scale, flow_shift=settings.flow_shift,
                           seed=settings.seed, refiner_seed=settings.seed, mode=settings.mode,
                           refiner=settings.refiner, student=settings.student, sigmas=settings.sigmas,
-                          interval_k=settings.interval_k, progress=progress)
+                          interval_k=settings.interval_k, segment_frames=settings.segment_frames,
+                          segment_color_match=settings.segment_color_match,
+                          progress=progress)
 
 
 def _current_rss_bytes() -> int | None:

@@ -88,6 +88,8 @@ class FollowingSettings:
     student: bool | None = None  # the distilled student (ar mode); None: the weights' default, as in generate
     sigmas: tuple[float, ...] | None = None  # the DiT's σ list (steps unused); None: `steps` at the trained shift
     interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
+    segment_frames: int | None = None  # long videos in segments of this length; None: the weights' default
+    segment_color_match: bool | None = None  # None: the weights' default
     windows: Sequence[tuple[int, int]] = ()  # scored pose ranges [first, last]; empty: `frame_windows`
     noise_seed: int = 42
     refiner_seed: int = 42
@@ -231,7 +233,8 @@ def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray
                           steps=settings.steps, cfg_scale=settings.cfg_scale, seed=settings.noise_seed,
                           refiner_seed=settings.refiner_seed, mode=settings.mode, refiner=settings.stage1_refiner,
                           student=settings.student, sigmas=settings.sigmas, interval_k=settings.interval_k,
-                          progress=False)
+                          segment_frames=settings.segment_frames,
+                          segment_color_match=settings.segment_color_match, progress=False)
 
 
 @torch.no_grad()

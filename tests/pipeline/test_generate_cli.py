@@ -79,6 +79,17 @@ def test_ar_with_an_explicit_schedule_records_it(weights_dir, tmp_path, capsys):
     assert info["sigmas"] == [1.0, 0.5, 0.0] and info["interval_k"] == 1.0
     assert info["step"] is None  # the σ list replaces the step count
     assert "2 steps at σ" in info["offload_notes"]["sigmas"]
+    assert info["segment_frames"] == 0 and info["segments"] == []  # random weights package no segments
+
+
+def test_segments_are_recorded(weights_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc, _ = _run(capsys, "--checkpoint", weights_dir, "--action", "w-16", "--mode", "ar", "--no_refiner",
+                 "--step", 1, "--segment_frames", 9, "--threads", 1, "--output_dir", out)
+    assert rc == 0
+    info = json.loads((out / "generation.json").read_text())
+    assert info["segment_frames"] == 9 and info["segments"] == [[0, 9], [8, 17]]
+    assert len(read_video(out / "video.mp4")) == 17 and len(np.load(out / "c2w.npy")) == 17
 
 
 def _corrupt_safetensors(weights: Path) -> None:
@@ -101,6 +112,10 @@ def _bad_inputs(tmp: Path):
     np.save(tmp / "skew.npy", skew)
     np.save(tmp / "K_bad.npy", np.zeros((2, 5), dtype=np.float32))
     (tmp / "broken.png").write_bytes(b"not an image")
+    np.save(tmp / "c2w17.npy", action_string_to_c2w("w-16"))
+    late = np.repeat(np.array([[[60.0, 0, 40], [0, 60.0, 24], [0, 0, 1]]], dtype=np.float32), 17, axis=0)
+    late[12, 0, 0] = late[12, 1, 1] = 1.0  # a ~180° field of view in the second segment
+    np.save(tmp / "K_late.npy", late)
     return {
         "missing image": ["--image", tmp / "nope.png"],
         "corrupt image": ["--image", tmp / "broken.png"],
@@ -118,6 +133,9 @@ def _bad_inputs(tmp: Path):
         "missing checkpoint folder": ["--checkpoint", tmp / "no_weights"],
         "unsorted sigmas": ["--sigmas", "1,0.5,0.7,0"],
         "interval_k without ar": ["--interval_k", 1],
+        "segment length not stride·k + 1": ["--segment_frames", 10],
+        "a later segment's FOV out of range": ["--camera", tmp / "c2w17.npy", "--intrinsics", tmp / "K_late.npy",
+                                               "--segment_frames", 9],
     }
 
 
@@ -136,7 +154,7 @@ BAD_CASES = [
     "missing image", "corrupt image", "bad c2w shape", "NaN poses", "non-rigid poses", "bad intrinsics shape",
     "FOV out of range", "unknown mode", "stream without ar", "zero threads", "beyond the trajectory",
     "missing checkpoint file", "corrupt safetensors", "missing checkpoint folder", "unsorted sigmas",
-    "interval_k without ar",
+    "interval_k without ar", "segment length not stride·k + 1", "a later segment's FOV out of range",
 ]
 
 

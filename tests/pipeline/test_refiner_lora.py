@@ -156,6 +156,13 @@ def test_package_from_checkpoints_round_trip_and_bad_base(weights_dir, tmp_path,
     assert list(sampling.ar_sigmas) == [1.0, 0.9, 0.5, 0.0] and sampling.ar_interval_k == 1.0
     assert script.main([*common, "--dit", str(tmp_path / "dit"), "--ar-sigmas", "1,0.5,0.9,0"]) == 2
     assert "strictly decreasing" in capsys.readouterr().err
+    assert WorldModel(out).default_segment_frames("ar") == 0  # one pass, as SANA-WM, unless packaging says otherwise
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), "--ar-segment-frames", "81"]) == 0
+    assert WorldModel(out).default_segment_frames("ar") == 81
+    assert WorldModel(out).default_segment_frames("bidirectional") == 0
+    assert json.loads((out / "sources.json").read_text())["ar_segment_frames"] == 81
+    assert script.main([*common, "--dit", str(tmp_path / "dit"), "--ar-segment-frames", "80"]) == 2
+    assert "segment_frames must be 0" in capsys.readouterr().err
 
 
 def test_refiner_runs_by_default_only_when_its_config_says_so(lora_weights, tmp_path):
