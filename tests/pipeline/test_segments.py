@@ -143,3 +143,16 @@ def test_packaged_segment_length_applies_in_ar_mode_only(weights_dir, tmp_path):
     assert world.generate(image, "", c2w, K, mode="ar", **kwargs).segment_bounds == ((0, 9), (8, 17))
     assert not world.generate(image, "", c2w, K, mode="ar", segment_frames=0, **kwargs).segments
     assert not world.generate(image, "", c2w, K, mode="bidirectional", **kwargs).segments
+
+
+def test_without_an_image_later_segments_start_from_the_drawn_video(world_model):
+    _, c2w, _ = _inputs()
+    K = _intrinsics(world_model.image_hw, len(c2w))
+    kwargs = {"steps": 1, "refiner": False, "progress": False, "mode": "ar", "seed": 2}
+    whole = world_model.generate(None, "", c2w, K, num_frames=17, segment_frames=9, **kwargs)
+    first = world_model.generate(None, "", c2w, K, num_frames=9, segment_frames=0, **kwargs)
+    np.testing.assert_array_equal(whole.frames[:9], first.frames)
+    np.testing.assert_array_equal(whole.first_frame, first.first_frame)  # frame 0 drawn by the model
+    second = world_model.generate(whole.frames[8], "", relativize(c2w[8:17].astype(np.float64)), K[8:17],
+                                  segment_frames=0, **{**kwargs, "seed": 3})
+    np.testing.assert_array_equal(whole.frames[9:], second.frames[1:])
