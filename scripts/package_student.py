@@ -18,9 +18,9 @@ from pathlib import Path
 from camworld.config import RunConfig, from_dict
 from camworld.errors import UserError
 from camworld.lora_dirs import save_lora_dir, weights_fingerprint
-from camworld.pipeline import read_weights_dir
 from camworld.train.checkpoint import load_checkpoint
 from camworld.train.distill import student_lora
+from camworld.weights_dirs import read_weights_dir
 
 TEACHER_PREFIX = "teacher."
 

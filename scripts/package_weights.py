@@ -28,11 +28,11 @@ from camworld.errors import UserError
 from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.models.dit import WorldDiT
 from camworld.modules.lora import split_lora_state
-from camworld.pipeline import save_weights_dir
 from camworld.pipeline_segments import check_segment_frames
 from camworld.samplers.euler import check_sigmas
 from camworld.tokenizer.vae import load_vae
 from camworld.train.checkpoint import load_checkpoint
+from camworld.weights_dirs import save_weights_dir
 
 
 def _dit(path: str, raw: bool) -> tuple[WorldDiT, RunConfig]:

@@ -24,8 +24,8 @@ from camworld.errors import UserError
 def _teacher(args: argparse.Namespace):
     """(teacher RunConfig, teacher state dict) from --init: a weights folder or a checkpoint folder."""
     from camworld.config import RunConfig, from_dict
-    from camworld.pipeline import read_weights_dir
     from camworld.train.checkpoint import load_checkpoint
+    from camworld.weights_dirs import read_weights_dir
 
     if args.init is None:
         raise UserError("distillation starts from a teacher DiT: pass --init (a weights folder or a checkpoint)")

@@ -23,8 +23,8 @@ def tiny_config() -> RunConfig:
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory):
     from camworld.models.dit import WorldDiT
-    from camworld.pipeline import save_pretrained
     from camworld.tokenizer.vae import CausalVideoVAE
+    from camworld.weights_dirs import save_pretrained
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

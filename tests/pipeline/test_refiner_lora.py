@@ -29,9 +29,10 @@ from camworld.eval.camera_following import (
 from camworld.flow.refiner_objective import SINK_SPAN
 from camworld.lora_dirs import save_lora_dir, weights_fingerprint
 from camworld.modules.lora import lora_state_dict, merge_lora, merge_lora_state
-from camworld.pipeline import WorldModel, load_dit_dir
+from camworld.pipeline import WorldModel
 from camworld.train.checkpoint import Checkpoint, save_checkpoint
 from camworld.train.refiner_train import build_refiner, refiner_run_config
+from camworld.weights_dirs import load_dit_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -199,7 +200,7 @@ def test_bad_refiner_folders_are_one_line_errors(lora_weights, tmp_path):
     dit, cfg = load_dit_dir(other_base / "dit")
     with torch.no_grad():
         dit.final_linear.bias.add_(0.5)
-    from camworld.pipeline import save_weights_dir
+    from camworld.weights_dirs import save_weights_dir
 
     shutil.rmtree(other_base / "dit")
     save_weights_dir(dit, other_base / "dit", cfg)

@@ -18,9 +18,10 @@ from camworld.cli import main
 from camworld.config import to_dict
 from camworld.errors import UserError
 from camworld.modules.lora import merge_lora_state
-from camworld.pipeline import WorldModel, load_dit_dir
+from camworld.pipeline import WorldModel
 from camworld.train.checkpoint import Checkpoint, save_checkpoint
 from camworld.train.distill import DistillModels, distill_run_config, student_lora
+from camworld.weights_dirs import load_dit_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
