@@ -33,8 +33,6 @@ from tqdm.auto import tqdm
 
 from camworld.camera import check_fov, intrinsics_resize_crop, relativize
 from camworld.errors import UserError
-from camworld.ops.chunks import chunk_bounds
-from camworld.pipeline_inputs import check_trajectory
 
 
 def check_segment_frames(segment_frames: int, stride: int) -> None:
@@ -73,23 +71,21 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
                          on_frames: Callable[[np.ndarray, int], None] | None = None,
                          on_chunk: Callable[[int, torch.Tensor], None] | None = None,
                          progress: bool = True, **kwargs: Any):
-    """`model.generate` over `num_frames` poses (already snapped) as a chain of segments of at most `segment_frames`;
-    color_match: match each handed-over frame's colours to the first frame's (module docstring); the other keyword
-    arguments pass through to every segment. on_frames gets pose indices of the whole video; on_chunk's index counts
-    chunks over all segments.
+    """`model.generate` over `num_frames` poses as a chain of segments of at most `segment_frames` (c2w and K
+    checked, num_frames snapped by `generate`); color_match: match each handed-over frame's colours to the first
+    frame's (module docstring); the other keyword arguments pass through to every segment. on_frames gets pose
+    indices of the whole video; on_chunk's index counts chunks over all segments.
 
     Returns one `GenerationResult` whose frames, poses (relative to pose 0 of the whole trajectory) and intrinsics
     (in model pixels) cover the whole video. Its latents are the segments' latents with each later segment's latent 0
     (its re-encoded first frame) left out; `segments` holds the per-segment results, `segment_bounds` their poses."""
-    c2w, K = check_trajectory(c2w, K)
     source_hw = model.image_hw if image is None else np.asarray(image).shape[:2]
     k_image = intrinsics_resize_crop(K[:num_frames], source_hw, model.image_hw)
     check_fov(k_image, model.image_hw)  # the whole trajectory, before anything is made
     rel = relativize(c2w[:num_frames].astype(np.float64))
     anchor = None if image is None else model.prepare_image(np.asarray(image))
-    parts, results, chunks_before = [], [], 0
+    parts, results, chunks_seen = [], [], [0]
     bounds = segment_bounds(num_frames, segment_frames)
-    plan = model.cfg.model
     for k, (start, end) in enumerate(tqdm(bounds, desc="segments", disable=not progress or len(bounds) == 1)):
         kept = {"last": None}
 
@@ -102,8 +98,9 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
             elif len(frames):
                 parts.append(frames)
 
-        def chunk_out(index: int, latents: torch.Tensor, base=chunks_before) -> None:
-            on_chunk(base + index, latents)
+        def chunk_out(index: int, latents: torch.Tensor) -> None:  # chunks arrive in order, once each
+            on_chunk(chunks_seen[0], latents)
+            chunks_seen[0] += 1
 
         result = model.generate(anchor, prompt, rel[start:end], k_image[start:end], num_frames=end - start,
                                 seed=seed + k, segment_frames=0, on_frames=frames_out,
@@ -111,13 +108,8 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
                                 progress=progress and len(bounds) == 1, **kwargs)
         results.append(result)
         anchor = match_color_statistics(kept["last"], results[0].first_frame) if color_match else kept["last"]
-        chunks_before += len(chunk_bounds((end - start - 1) // model.stride + 1, plan.chunk_first, plan.chunk_size))
     first = results[0]
-    timings: dict[str, float] = {}
-    for result in results:
-        for name, seconds in result.timings.items():
-            timings[name] = timings.get(name, 0.0) + seconds
-    latents = torch.cat([first.latents, *(r.latents[:, 1:] for r in results[1:])], dim=1)
+    timings, latents = _joined(results)
     drop = 1 if first.refined else 0
     notes = {**first.notes, "segments": f"{len(bounds)} segments of at most {segment_frames} frames, each from the "
                                         "last frame of the one before"}
@@ -134,10 +126,16 @@ def refine_in_segments(model: Any, result: Any, prompt: str, *, refiner_seed: in
     first segment.)"""
     refined = [model.refine(part, prompt, part.c2w, part.K, refiner_seed=refiner_seed, progress=False)
                for part in tqdm(result.segments, desc="refine segments", disable=not progress)]
-    timings: dict[str, float] = {}
-    for part in refined:
-        for name, seconds in part.timings.items():
-            timings[name] = timings.get(name, 0.0) + seconds
-    latents = torch.cat([refined[0].latents, *(part.latents[:, 1:] for part in refined[1:])], dim=1)
+    timings, latents = _joined(refined)
     return replace(result, frames=np.concatenate([part.frames for part in refined]), c2w=result.c2w[1:],
                    K=result.K[1:], latents=latents, refined=True, timings=timings, segments=tuple(refined))
+
+
+def _joined(parts: list) -> tuple[dict[str, float], torch.Tensor]:
+    """(seconds per phase summed over the segments' results, their latents joined with each later segment's latent
+    0, its re-encoded first frame, left out)."""
+    timings: dict[str, float] = {}
+    for part in parts:
+        for name, seconds in part.timings.items():
+            timings[name] = timings.get(name, 0.0) + seconds
+    return timings, torch.cat([parts[0].latents, *(part.latents[:, 1:] for part in parts[1:])], dim=1)
