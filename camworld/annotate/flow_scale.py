@@ -89,14 +89,20 @@ class DenseFlow:
         return sample_depth(depth_map, self.uv, self.image_hw)
 
 
+def rotated_projection(uv: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """K R x_i `[N, 3]` = (a_x, a_y, c) for pixels uv `[N, 2]` lifted with depth `[N]` (metres): where frame j's
+    camera sees each point before the translation, in homogeneous pixels."""
+    rays = np.column_stack([uv, np.ones(len(uv))]) @ np.linalg.inv(K).T
+    return (rays * depth[:, None]) @ R.T @ K.T
+
+
 def pixel_scales(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray,
                  t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the scale s with u_j(s) closest to `target` (least squares on the projection multiplied out) and
     its parallax in pixels per unit log s (0 where the rotated point is behind camera j). uv, target `[N, 2]`,
     depth `[N]` (metres), K `[3, 3]`, R `[3, 3]`, t `[3]` with x_j = R x_i + s t. Returns (s `[N]`, parallax `[N]`)."""
-    rays = np.column_stack([uv, np.ones(len(uv))]) @ np.linalg.inv(K).T
-    rotated = (rays * depth[:, None]) @ R.T @ K.T  # K R x_i: (a_x, a_y, c)
-    moved = K @ t                                   # K t: (b_x, b_y, b_z)
+    rotated = rotated_projection(uv, depth, K, R)  # (a_x, a_y, c)
+    moved = K @ t  # (b_x, b_y, b_z)
     a, c = rotated[:, :2], rotated[:, 2]
     # target·(c + s b_z) = a + s b  <=>  s (target b_z − b) = a − target c, two equations per pixel
     e = target * moved[2] - moved[:2]

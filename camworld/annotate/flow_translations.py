@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from camworld.annotate.flow_scale import DenseFlow
+from camworld.annotate.flow_scale import DenseFlow, rotated_projection
 
 PAIR_GAPS = (1, 2, 4, 8)
 HUBER_PX = 1.0
@@ -34,8 +34,7 @@ def pair_translation(uv: np.ndarray, target: np.ndarray, depth: np.ndarray, K: n
     """The translation t `[3]` (x_j = R x_i + t) that best moves pixels uv `[N, 2]` with depths `[N]` (metres) onto
     their flow targets `[N, 2]`: (K t)_x − u (K t)_z = u c − a_x and likewise in y, with (a_x, a_y, c) = K R x_i,
     solved by Huber-weighted least squares."""
-    rays = np.column_stack([uv, np.ones(len(uv))]) @ np.linalg.inv(K).T
-    rotated = (rays * depth[:, None]) @ R.T @ K.T
+    rotated = rotated_projection(uv, depth, K, R)
     rows = np.concatenate([K[0] - target[:, :1] * K[2], K[1] - target[:, 1:] * K[2]])
     rhs = np.concatenate([target[:, 0] * rotated[:, 2] - rotated[:, 0], target[:, 1] * rotated[:, 2] - rotated[:, 1]])
     weight = np.ones(len(rhs))
