@@ -12,12 +12,12 @@ TIER = {
     "errors": 0, "fileio": 0, "config": 1, "camera": 1, "video": 1, "presets": 2,
     "world": 2, "data": 3, "annotate": 4,
     "ops": 2, "modules": 3, "models": 4, "tokenizer": 4, "text": 4, "flow": 5, "samplers": 6, "pipeline": 7,
-    "pipeline_inputs": 6, "pipeline_segments": 6.5, "lora_dirs": 6, "weights_dirs": 6.5, "overlay": 2,
+    "pipeline_inputs": 6, "pipeline_segments": 6.5, "lora_dirs": 6, "weights_dirs": 6.5, "play": 7.5, "overlay": 2,
     "train": 8, "eval": 8, "serve": 8, "plan": 8, "cli": 9, "__main__": 10,
 }
 # The ground-truth world, data tooling and annotation never depend on model code, and models never read data.
 MODEL_STACK = {"ops", "modules", "models", "tokenizer", "text", "flow", "samplers", "lora_dirs", "pipeline",
-               "pipeline_segments", "weights_dirs"}
+               "pipeline_segments", "weights_dirs", "play"}
 DATA_SIDE = {"camera", "video", "world", "data", "annotate"}
 
 

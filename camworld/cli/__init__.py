@@ -22,9 +22,19 @@ class OneLineParser(argparse.ArgumentParser):
 def _subcommand_modules():
     # Imported here, not at module level, so `camworld --help` stays fast and each command's heavy imports load
     # only when that command runs.
-    from camworld.cli import annotate_cmd, bench_cmd, data_cmd, generate_cmd, plan_cmd, render_cmd, train_cmd, vae_cmd
+    from camworld.cli import (
+        annotate_cmd,
+        bench_cmd,
+        data_cmd,
+        generate_cmd,
+        plan_cmd,
+        play_cmd,
+        render_cmd,
+        train_cmd,
+        vae_cmd,
+    )
 
-    return [render_cmd, data_cmd, vae_cmd, annotate_cmd, generate_cmd, plan_cmd, train_cmd, bench_cmd]
+    return [render_cmd, data_cmd, vae_cmd, annotate_cmd, generate_cmd, play_cmd, plan_cmd, train_cmd, bench_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

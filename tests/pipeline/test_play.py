@@ -1,0 +1,74 @@
+"""Interactive play (`camworld.play.PlaySession`): a session is, frame for frame, `generate(mode="ar", stream=True)`
+on its action string, in one pass and in segments (with and without colour matching); step sizes follow the chunk
+plan; bad keys and intrinsics are one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from camworld.camera import action_string_to_c2w
+from camworld.errors import UserError
+from camworld.play import PlaySession, step_keys
+
+SOURCE_HW = (48, 80)  # not the model's resolution, so the intrinsics go through the crop
+KEYS = ["w", "dw", "a", "", "wl"]
+
+
+def _intrinsics(hw, fov_deg=70.0):
+    focal = hw[1] / (2 * np.tan(np.radians(fov_deg) / 2))
+    return np.array([[focal, 0, hw[1] / 2], [0, focal, hw[0] / 2], [0, 0, 1]], dtype=np.float32)
+
+
+def _image():
+    return np.random.default_rng(3).integers(0, 256, (*SOURCE_HW, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("segment_frames", "color_match"), [(0, False), (25, False), (25, True)])
+def test_session_equals_streamed_generate_of_its_action_string(world_model, segment_frames, color_match):
+    K = _intrinsics(SOURCE_HW)
+    session = PlaySession(world_model, _image(), "a road", K, seed=5, steps=2, segment_frames=segment_frames,
+                          segment_color_match=color_match)
+    steps = [session.step(keys) for keys in KEYS]
+    assert [len(s.frames) for s in steps] == [13, 12, 12, 12, 12]
+    assert [s.first_pose for s in steps] == [0, 13, 25, 37, 49] and session.num_poses == 61
+    assert session.segments_started == (1 if segment_frames == 0 else 3)
+    assert session.action_string == "w-12,dw-12,a-12,none-12,lw-12"
+    np.testing.assert_array_equal(session.c2w, action_string_to_c2w(session.action_string))
+    played = np.concatenate([s.frames for s in steps])
+
+    made = world_model.generate(_image(), "a road", session.c2w, np.repeat(K[None], session.num_poses, axis=0),
+                                mode="ar", stream=True, steps=2, interval_k=1.0, seed=5, refiner=False, progress=False,
+                                segment_frames=segment_frames, segment_color_match=color_match)
+    np.testing.assert_array_equal(played, made.frames)
+    np.testing.assert_allclose(np.concatenate([s.c2w for s in steps]), made.c2w, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([s.K for s in steps]), made.K, rtol=1e-6)
+
+
+def test_step_sizes_follow_the_chunk_plan(world_model):
+    session = PlaySession(world_model, _image(), "", _intrinsics(SOURCE_HW), steps=1, segment_frames=21)
+    sizes = []
+    for _ in range(4):  # 21 frames are 6 latents: chunks of 4 and 2, so steps of 12 and 8 poses
+        sizes.append(session.next_step_frames())
+        step = session.step("w")
+        assert len(step.frames) == sizes[-1] + (1 if step.first_pose == 0 else 0)
+    assert sizes == [12, 8, 12, 8] and session.num_poses == 41
+
+
+def test_bad_keys_and_intrinsics_are_one_line_errors(world_model):
+    assert step_keys(" WD ") == "dw" and step_keys("") == step_keys("none") == step_keys(".") == "none"
+    with pytest.raises(UserError, match="unknown keys 'xz'"):
+        step_keys("wxz")
+    K = _intrinsics(SOURCE_HW)
+    with pytest.raises(UserError, match="3x3"):
+        PlaySession(world_model, _image(), "", K[:2])
+    with pytest.raises(UserError, match="(?i)fov|field of view"):
+        PlaySession(world_model, _image(), "", _intrinsics(SOURCE_HW, fov_deg=170.0))
+    with pytest.raises(UserError, match="segment_frames"):
+        PlaySession(world_model, _image(), "", K, segment_frames=10)
+    with pytest.raises(UserError, match="uint8"):
+        PlaySession(world_model, _image().astype(np.float32), "", K)
+    session = PlaySession(world_model, _image(), "", K, steps=1)
+    with pytest.raises(UserError, match="unknown keys"):
+        session.step("q")
+    assert session.num_poses == 1 and session.action_string == ""  # a rejected step changes nothing
