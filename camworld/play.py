@@ -6,19 +6,21 @@ decoder and returns the frames: 12 frames (0.75 s at 16 fps) per step with the t
 first step (frame 0, the input image's reconstruction, comes with it).
 
 A session is the same video as `WorldModel.generate(..., mode="ar", stream=True, interval_k=1)` on the action string
-of its steps (`PlaySession.action_string`), seed and segment length (for the bundled weights, whose packaged ar
-schedule is chunk by chunk, `camworld generate --mode ar --stream --action ...` with no schedule flags): the same noise (one generator per segment, drawn chunk by
-chunk; torch draws the same numbers as one draw for the whole segment), the same cameras (prepared on the poses known
-so far: every camera input of a frame depends only on the poses up to it), the same chunk plan, and segments handed
-over on the last decoded frame as `camworld.pipeline_segments` does. tests/pipeline/test_play.py checks it frame
-for frame. Two consequences: the σ list runs chunk by chunk (interval_k = 1) whatever the weights package, since a
-chunk cannot start before the keys for it are known; and a step at the end of a segment is shorter (8 frames when
-81-frame segments end on a 2-latent chunk).
+of its steps (`PlaySession.action_string`), seed and segment length. For the bundled weights, whose packaged ar
+schedule is already chunk by chunk, that is `camworld generate --mode ar --stream --action ...` with no schedule
+flags. The two agree because play uses:
+- the same noise: one generator per segment, drawn chunk by chunk (torch draws the same numbers as one draw for the
+  whole segment);
+- the same cameras, prepared on the poses known so far (every camera input of a frame depends only on the poses up
+  to it);
+- the same chunk plan, and segments handed over on the last decoded frame as `camworld.pipeline_segments` does.
+tests/pipeline/test_play.py checks it frame for frame. The σ list always runs chunk by chunk (interval_k = 1),
+whatever the weights package: a chunk cannot start before the keys for it are known. A step at the end of a segment
+is shorter (8 frames when 81-frame segments end on a 2-latent chunk).
 
 No refiner: `generate` refines after stage 1 has made every chunk, and the tiny refiner is off by default (it made
-the videos worse, README).
-Memory stays flat over any length: the DiT state (GDN states, a sink + window KV cache) is of fixed size, and in
-segments the cameras are prepared on at most one segment's poses.
+the videos worse, README). The DiT state (GDN states, a sink + window KV cache) has a fixed size, so memory does not
+grow with the length; the cameras are prepared on the current segment's poses, or on all poses in one pass.
 """
 
 from __future__ import annotations

@@ -30,11 +30,13 @@ def _subcommand_modules():
         plan_cmd,
         play_cmd,
         render_cmd,
+        serve_cmd,
         train_cmd,
         vae_cmd,
     )
 
-    return [render_cmd, data_cmd, vae_cmd, annotate_cmd, generate_cmd, play_cmd, plan_cmd, train_cmd, bench_cmd]
+    return [render_cmd, data_cmd, vae_cmd, annotate_cmd, generate_cmd, play_cmd, serve_cmd, plan_cmd, train_cmd,
+            bench_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
