@@ -36,9 +36,9 @@ from camworld.camera import (
     action_string_to_c2w,
     check_fov,
     intrinsics_resize_crop,
-    parse_action_string,
     relativize,
 )
+from camworld.camera.dsl import ACTION_KEYS
 from camworld.errors import UserError
 from camworld.flow.schedule import sigmas as shifted_sigmas
 from camworld.ops.chunks import chunk_bounds
@@ -58,7 +58,9 @@ def step_keys(keys: str) -> str:
     cleaned = "".join(str(keys).split()).lower()
     if cleaned in ("", "none", "."):
         return "none"
-    parse_action_string(f"{cleaned}-1")  # a one-line UserError naming the unknown keys
+    unknown = sorted(set(cleaned) - ACTION_KEYS)
+    if unknown:
+        raise UserError(f"unknown keys {''.join(unknown)!r}; hold letters of wasdijkl, or none")
     return "".join(sorted(set(cleaned)))
 
 
