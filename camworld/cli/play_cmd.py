@@ -6,9 +6,10 @@ ends the session. `--actions "w*4,dw*2,a"` plays a fixed list instead, checked b
 
 While the session runs, video.streaming.mp4 in --output_dir grows by each step (a fragmented MP4 that players read
 while it grows) and latest.png holds the newest frame, 4x enlarged. At the end (q, end of input or Ctrl-C after a
-finished step) the video is renamed to video.mp4, and c2w.npy, intrinsics.npy and play.json are written: the
-settings, each step's keys and time, and the `camworld generate` command that makes the same frames from the
-session's action string (`camworld.play`). A failure inside a step deletes the streaming file; a bad line in an
+finished step) the video is renamed to video.mp4, and c2w.npy, intrinsics.npy, steps.png (the last frame of each
+step, at most 24 of them evenly spaced, labelled with the keys) and play.json are written: the settings, each step's
+keys and time, and the `camworld generate` command that makes the same frames from the session's action string
+(`camworld.play`). A failure inside a step deletes the streaming file; a bad line in an
 interactive session is reported in one line and skipped.
 """
 
@@ -29,6 +30,7 @@ from camworld.cli.threads import check_threads, set_threads
 QUIT = ("q", "quit", "exit")
 PREVIEW_SCALE = 4
 MAX_REPEAT = 1000
+SHEET_TILES = 24
 
 
 def add_parser(subparsers) -> None:
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from camworld.pipeline import WorldModel
     from camworld.pipeline_inputs import load_image
     from camworld.play import PlaySession
-    from camworld.video import Mp4Writer, save_png
+    from camworld.video import Mp4Writer, contact_sheet, save_png
     from camworld.world import World
 
     start = time.perf_counter()
@@ -163,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     live_path, video_path = out_dir / "video.streaming.mp4", out_dir / "video.mp4"
     writers: list[Mp4Writer] = []
     log: list[dict] = []
+    last_frames: list[np.ndarray] = []
     interrupted = False
     previous: list[str] = []
     try:
@@ -189,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
                                                                             dtype=np.uint8)))
                 log.append({"keys": made.keys, "first_pose": made.first_pose, "frames": len(made.frames),
                             "seconds": round(made.seconds, 3)})
+                last_frames.append(made.frames[-1])
                 print(f"step {len(log)}: {made.keys:<4} poses {made.first_pose}-{session.num_poses - 1}, "
                       f"{made.seconds:.1f} s ({len(made.frames) / made.seconds:.1f} frames/s)", file=sys.stderr)
     except KeyboardInterrupt:
@@ -204,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
         return 130 if interrupted else 0
     writers[0].close()
     live_path.replace(video_path)
+    shown = np.unique(np.linspace(0, len(log) - 1, min(len(log), SHEET_TILES)).round().astype(int))
+    save_png(out_dir / "steps.png", contact_sheet(
+        np.stack([last_frames[i] for i in shown]), cols=6,
+        labels=[f"{i + 1}: {log[i]['keys']} ({log[i]['first_pose'] + log[i]['frames'] - 1})" for i in shown]))
     _write_results(args, session, out_dir, log, world, prompt, source_hw, time.perf_counter() - start, atomic_path)
     print(f"wrote {video_path} ({session.num_poses} frames, {len(log)} steps, {session.seconds:.1f} s generating)")
     return 130 if interrupted else 0

@@ -40,7 +40,7 @@ def test_scripted_session_and_its_generate_command_make_the_same_video(weights_d
                "--step", "2", "--segment_frames", "25", "--prompt-text", "a field", "--output_dir", str(out)])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["c2w.npy", "intrinsics.npy", "latest.png", "play.json",
-                                                    "video.mp4"]
+                                                    "steps.png", "video.mp4"]
     video = read_video(out / "video.mp4")
     assert video.shape == (37, 32, 64, 3)  # 13 + 12 + 12 frames, the second segment starting at pose 24
     info = json.loads((out / "play.json").read_text())
