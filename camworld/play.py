@@ -134,8 +134,8 @@ class PlaySession:
                                              null_mask[0].to(model.device), self.cfg_scale)
         self.keys: list[str] = []  # one entry per pose after pose 0: the keys held while moving into it
         self.c2w = np.eye(4, dtype=np.float32)[None]
-        self._relative = self.c2w.astype(np.float64)
         self.segments_started = 0
+        self._interrupted = False
         self._segment: _Segment | None = None
         self.seconds = 0.0
 
@@ -172,13 +172,7 @@ class PlaySession:
     @property
     def action_string(self) -> str:
         """The session's steps as one action string, for `camworld generate --action` (empty before any step)."""
-        runs: list[list] = []
-        for keys in self.keys:
-            if runs and runs[-1][0] == keys:
-                runs[-1][1] += 1
-            else:
-                runs.append([keys, 1])
-        return ",".join(f"{keys}-{count}" for keys, count in runs)
+        return _runs(self.keys)
 
     @property
     def K(self) -> np.ndarray:
@@ -209,16 +203,34 @@ class PlaySession:
 
     @torch.no_grad()
     def step(self, keys: str) -> PlayStep:
-        """Hold `keys` ("w", "dw", "" for none, ...) for one chunk and return its frames (module docstring)."""
+        """Hold `keys` ("w", "dw", "" for none, ...) for one chunk and return its frames (module docstring). The
+        session's poses and keys change only when the step completes; a step interrupted midway (an exception,
+        Ctrl-C) leaves them as they were and ends the session, since its noise and decoder state moved on."""
         keys = step_keys(keys)
+        if self._interrupted:
+            raise UserError("this play session was interrupted in the middle of a step; start a new one")
         begin = time.perf_counter()
-        self._extend(keys, self.next_step_frames())
+        held = self.keys + [keys] * self.next_step_frames()
+        c2w = action_string_to_c2w(_runs(held), translation_speed=self.translation_speed,
+                                   rotation_speed_deg=self.rotation_speed_deg)
+        self._interrupted = True
+        frames, first_pose = self._make_chunk(relativize(c2w.astype(np.float64)), len(c2w))
+        self._interrupted = False
+        self.keys, self.c2w = held, c2w
+        seconds = time.perf_counter() - begin
+        self.seconds += seconds
+        return PlayStep(frames=frames, first_pose=first_pose, c2w=c2w[first_pose:].copy(), K=self.K[first_pose:],
+                        keys=keys, seconds=seconds)
+
+    def _make_chunk(self, relative: np.ndarray, num_poses: int) -> tuple[np.ndarray, int]:
+        """Make and decode the next chunk on poses `relative` [num_poses, 4, 4] (relative to pose 0 in float64, each
+        segment sliced from them, as `generate_in_segments` does) -> (its new frames, the pose of the first)."""
         fresh, (s, e) = self._next_chunk()
         if fresh:
             self._segment = self._start_segment()
         segment, model, stride = self._segment, self.model, self.model.stride
         end_pose = segment.start + stride * (e - 1) + 1  # the poses this chunk's cameras need
-        cams = prepare_cameras(self._relative[segment.start:end_pose],
+        cams = prepare_cameras(relative[segment.start:end_pose],
                                np.repeat(self.K_image[None], end_pose - segment.start, axis=0),
                                model.image_hw, model.image_hw, model.grid_hw, stride, end_pose - segment.start,
                                model.plucker_bases(end_pose - segment.start))
@@ -234,20 +246,7 @@ class PlaySession:
         segment.last_frame = frames[-1]
         if s == 0 and segment.start > 0:
             frames = frames[1:]  # the handed-over frame, already given as the previous segment's last
-        first_pose = self.num_poses - len(frames)
-        seconds = time.perf_counter() - begin
-        self.seconds += seconds
-        return PlayStep(frames=frames, first_pose=first_pose, c2w=self.c2w[first_pose:].copy(),
-                        K=self.K[first_pose:], keys=keys, seconds=seconds)
-
-    def _extend(self, keys: str, count: int) -> None:
-        """Add `count` poses with `keys` held: the DSL rolled out over the whole session, so its velocity easing
-        carries across steps exactly as in one action string."""
-        self.keys.extend([keys] * count)
-        self.c2w = action_string_to_c2w(self.action_string, translation_speed=self.translation_speed,
-                                        rotation_speed_deg=self.rotation_speed_deg)
-        # as generate_in_segments does: relative to pose 0 in float64, each segment sliced from it
-        self._relative = relativize(self.c2w.astype(np.float64))
+        return frames, num_poses - len(frames)
 
     def _start_segment(self) -> _Segment:
         """A fresh rollout from pose 0 (the input image) or from the last frame of the segment before."""
@@ -265,3 +264,14 @@ class PlaySession:
                         generator=torch.Generator().manual_seed(self.seed + k),
                         rollout=ChunkRollout(self.guided, self.text, self.text_mask, self.sigmas),
                         decoder=model.vae().stream_decoder(), first_latent=first_latent)
+
+
+def _runs(keys: list[str]) -> str:
+    """Per-pose held keys -> an action string of runs ("w-24,dw-12"); "" for none."""
+    runs: list[list] = []
+    for held in keys:
+        if runs and runs[-1][0] == held:
+            runs[-1][1] += 1
+        else:
+            runs.append([held, 1])
+    return ",".join(f"{held}-{count}" for held, count in runs)

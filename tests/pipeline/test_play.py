@@ -72,3 +72,21 @@ def test_bad_keys_and_intrinsics_are_one_line_errors(world_model):
     with pytest.raises(UserError, match="unknown keys"):
         session.step("q")
     assert session.num_poses == 1 and session.action_string == ""  # a rejected step changes nothing
+
+
+def test_an_interrupted_step_changes_nothing_and_ends_the_session(world_model, monkeypatch):
+    session = PlaySession(world_model, _image(), "", _intrinsics(SOURCE_HW), steps=1)
+    session.step("w")
+    before = (session.num_poses, session.action_string, session.c2w.copy())
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("camworld.samplers.chunk_rollout.ChunkRollout.next", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        session.step("dw")
+    assert (session.num_poses, session.action_string) == before[:2]
+    np.testing.assert_array_equal(session.c2w, before[2])
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="interrupted"):
+        session.step("w")

@@ -84,3 +84,25 @@ def test_bad_input_is_one_line_and_writes_nothing(weights_dir, first_png, tmp_pa
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_ctrl_c_keeps_the_finished_steps_consistent(weights_dir, first_png, tmp_path, capsys, monkeypatch):
+    from camworld.play import PlaySession
+
+    real_step, calls = PlaySession.step, []
+
+    def step_then_interrupt(self, keys):
+        calls.append(keys)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, keys)
+
+    monkeypatch.setattr(PlaySession, "step", step_then_interrupt)
+    out = tmp_path / "play"
+    rc = main(["play", "--checkpoint", str(weights_dir), "--image", str(first_png), "--actions", "w,dw,a,a",
+               "--step", "1", "--output_dir", str(out)])
+    assert rc == 130
+    info = json.loads((out / "play.json").read_text())
+    assert info["action_string"] == "w-12,dw-12" and info["num_frames"] == 25
+    assert read_video(out / "video.mp4").shape[0] == 25 and np.load(out / "c2w.npy").shape == (25, 4, 4)
+    assert not (out / "video.streaming.mp4").exists()
