@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from camworld.cli.sampler_args import add_schedule_args
+from camworld.cli.scene_args import add_scene_args, add_speed_args, read_prompt
 from camworld.cli.threads import check_threads, set_threads
 
 DEFAULT_MAX_FRAMES = 961
@@ -31,19 +32,13 @@ DEFAULT_MAX_FRAMES = 961
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate a camera-controlled video",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--image", default=None, help="first frame (any image file); default: a render of --world-seed")
-    p.add_argument("--world-seed", dest="world_seed", type=int, default=0,
-                   help="procedural world rendered as the first frame when there is no --image")
-    prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default=None, help="text file holding the prompt")
-    prompt.add_argument("--prompt-text", dest="prompt_text", default=None, help="the prompt itself")
+    add_scene_args(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--action", help='action string, e.g. "w-100,dw-60,w-100,aw-60"')
     source.add_argument("--camera", help="camera-to-world poses .npy (F, 4, 4), OpenCV convention")
     p.add_argument("--intrinsics", default=None, help="K .npy (3,3) / (F,3,3) / (4,) / (F,4) in pixels of the image")
     p.add_argument("--fov", type=float, default=70.0, help="horizontal field of view (deg) when no --intrinsics")
-    p.add_argument("--translation_speed", type=float, default=0.025, help="DSL metres per frame")
-    p.add_argument("--rotation_speed_deg", type=float, default=0.6, help="DSL degrees per frame")
+    add_speed_args(p)
     p.add_argument("--num_frames", type=int, default=None,
                    help=f"frames to generate (default: the trajectory, at most {DEFAULT_MAX_FRAMES})")
     p.add_argument("--fps", type=int, default=16)
@@ -92,19 +87,6 @@ def _trajectory(args) -> tuple[np.ndarray, object]:
         c2w = load_c2w(args.camera)
         painter = PoseOverlay(relativize(c2w))
     return c2w, (None if args.no_action_overlay else painter)
-
-
-def _prompt(args, world) -> str:
-    from camworld.errors import UserError
-
-    if args.prompt_text is not None:
-        return args.prompt_text
-    if args.prompt is not None:
-        try:
-            return Path(args.prompt).read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read prompt file {args.prompt}: {type(exc).__name__}") from None
-    return world.caption if world is not None else ""
 
 
 def _check_args(args) -> None:
@@ -175,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         world = World(args.world_seed)
         image, _ = world.render(np.eye(4), K[0], *model.image_hw)
         image = image[0]
-    prompt = _prompt(args, world)
+    prompt = read_prompt(args, world)
 
     out_dir = Path(args.output_dir)
     video_path = out_dir / "video.mp4"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld.cli.scene_args import add_scene_args, add_speed_args, read_prompt
 from camworld.cli.threads import check_threads, set_threads
 
 QUIT = ("q", "quit", "exit")
@@ -36,18 +37,12 @@ SHEET_TILES = 24
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("play", help="drive the world model with WASD/IJKL keys, one chunk per step",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--image", default=None, help="first frame (any image file); default: a render of --world-seed")
-    p.add_argument("--world-seed", dest="world_seed", type=int, default=0,
-                   help="procedural world rendered as the first frame when there is no --image")
-    prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default=None, help="text file holding the prompt")
-    prompt.add_argument("--prompt-text", dest="prompt_text", default=None, help="the prompt itself")
+    add_scene_args(p)
     p.add_argument("--actions", default=None,
                    help='steps to play instead of reading standard input, e.g. "w*4,dw*2,a,none"')
     p.add_argument("--intrinsics", default=None, help="one K .npy, (3,3) or (4,), in pixels of the image")
     p.add_argument("--fov", type=float, default=70.0, help="horizontal field of view (deg) when no --intrinsics")
-    p.add_argument("--translation_speed", type=float, default=0.025, help="DSL metres per frame")
-    p.add_argument("--rotation_speed_deg", type=float, default=0.6, help="DSL degrees per frame")
+    add_speed_args(p)
     p.add_argument("--fps", type=int, default=16)
     p.add_argument("--step", type=int, default=None,
                    help="Euler steps per chunk (default: the ar σ list packaged with the weights, else 60)")
@@ -99,19 +94,6 @@ def _intrinsics(args, source_hw) -> np.ndarray:
     return intrinsics_for_fov(args.fov, *source_hw)
 
 
-def _prompt(args, world) -> str:
-    from camworld.errors import UserError
-
-    if args.prompt_text is not None:
-        return args.prompt_text
-    if args.prompt is not None:
-        try:
-            return Path(args.prompt).read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read prompt file {args.prompt}: {type(exc).__name__}") from None
-    return world.caption if world is not None else ""
-
-
 def _lines(args):
     """The scripted steps as one line, or standard input line by line (with a prompt on a terminal)."""
     if args.actions is not None:
@@ -155,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if image is None:
         world = World(args.world_seed)
         image = world.render(np.eye(4), K, *model.image_hw)[0][0]
-    prompt = _prompt(args, world)
+    prompt = read_prompt(args, world)
     session = PlaySession(model, image, prompt, K, seed=args.seed, translation_speed=args.translation_speed,
                           rotation_speed_deg=args.rotation_speed_deg, steps=args.step, flow_shift=args.flow_shift,
                           cfg_scale=args.cfg_scale, student=True if args.student else None,
