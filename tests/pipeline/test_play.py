@@ -90,3 +90,29 @@ def test_an_interrupted_step_changes_nothing_and_ends_the_session(world_model, m
     monkeypatch.undo()
     with pytest.raises(UserError, match="interrupted"):
         session.step("w")
+
+
+def test_default_session_equals_default_ar_generate_with_a_packaged_schedule(weights_dir, tmp_path):
+    """The bundled weights' path: no schedule named, so both take the packaged σ list (chunk by chunk, no guidance)
+    and segment length."""
+    import json
+    import shutil
+
+    from camworld.pipeline import WorldModel
+
+    packaged = tmp_path / "packaged"
+    shutil.copytree(weights_dir, packaged)
+    config = json.loads((packaged / "dit" / "config.json").read_text())
+    config["sampling"].update(cfg_scale=1.0, ar_sigmas=[1.0, 0.96, 0.889, 0.727, 0.0], ar_interval_k=1.0,
+                              ar_segment_frames=21)
+    (packaged / "dit" / "config.json").write_text(json.dumps(config))
+    model = WorldModel.from_pretrained(packaged)
+    K = _intrinsics(SOURCE_HW)
+    session = PlaySession(model, _image(), "a road", K, seed=3)
+    assert session.sigmas == [1.0, 0.96, 0.889, 0.727, 0.0] and session.cfg_scale == 1.0
+    assert session.segment_frames == 21 and "packaged" in session.schedule
+    played = np.concatenate([session.step(keys).frames for keys in ["w", "dw", "a", "a"]])
+    made = model.generate(_image(), "a road", session.c2w, np.repeat(K[None], session.num_poses, axis=0),
+                          mode="ar", stream=True, seed=3, refiner=False, progress=False)
+    assert made.notes["schedule"].startswith("packaged") and len(made.segments) == 2
+    np.testing.assert_array_equal(played, made.frames)
