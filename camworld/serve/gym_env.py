@@ -7,6 +7,9 @@ drawn from the reset's random generator among the evaluation worlds (seeds >= 10
 `options={"image": array}` starts from an image instead. The noise seed of the video is drawn the same way, so a
 seeded reset followed by the same actions gives the same observations.
 
+`import camworld.serve.gym_env` registers it as "camworld/World-v0", so `gymnasium.make("camworld/World-v0")` gives
+one on the bundled weights (`weights=` names another folder, `model=` passes a loaded `WorldModel`).
+
 The reward is 0: a world model knows how the view changes, not what a task wants; wrap the environment to add one.
 `info` holds every frame of the step, the camera pose (camera-to-world, relative to the start) of the observation,
 and the pose index (no wall time: a seeded rollout's info is reproducible). An episode is truncated after
@@ -26,23 +29,26 @@ from camworld.serve.first_frame import first_frame
 
 ACTIONS = ("none", "w", "s", "a", "d", "j", "l", "i", "k", "aw", "dw")
 EVALUATION_WORLDS = (10_000, 20_000)
+ENV_ID = "camworld/World-v0"
 
 
 class WorldEnv(gym.Env):
-    """The world model as an environment; see the module docstring. `model`: a loaded `WorldModel`; play_options:
-    keyword arguments of `PlaySession` (e.g. {"student": True} for the 4-step student)."""
+    """The world model as an environment; see the module docstring. model: a loaded `WorldModel` (None: load
+    `weights`, a weights folder, or the bundled tiny weights); play_options: keyword arguments of `PlaySession`
+    (e.g. {"student": True} for the 4-step student)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 16}
 
-    def __init__(self, model: WorldModel, *, max_steps: int = 80, fov_deg: float = 70.0, prompt: str | None = None,
-                 play_options: dict[str, Any] | None = None, render_mode: str | None = None):
+    def __init__(self, model: WorldModel | None = None, *, weights: str | None = None, max_steps: int = 80,
+                 fov_deg: float = 70.0, prompt: str | None = None, play_options: dict[str, Any] | None = None,
+                 render_mode: str | None = None):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.model = model
+        self.model = WorldModel.from_pretrained(weights) if model is None else model
         self.max_steps, self.fov_deg, self.prompt = int(max_steps), float(fov_deg), prompt
         self.play_options = dict(play_options or {})
         self.render_mode = render_mode
-        height, width = model.image_hw
+        height, width = self.model.image_hw
         self.observation_space = gym.spaces.Box(0, 255, (height, width, 3), dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(len(ACTIONS))
         self.session: PlaySession | None = None
@@ -76,3 +82,6 @@ class WorldEnv(gym.Env):
 
     def render(self):
         return None if self.render_mode is None or self._frame is None else self._frame.copy()
+
+
+gym.register(id=ENV_ID, entry_point=WorldEnv)

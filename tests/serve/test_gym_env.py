@@ -12,12 +12,13 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 from camworld.play import PlaySession  # noqa: E402
 from camworld.serve.first_frame import first_frame  # noqa: E402
-from camworld.serve.gym_env import ACTIONS, WorldEnv  # noqa: E402
+from camworld.serve.gym_env import ACTIONS, ENV_ID, WorldEnv  # noqa: E402
 
 
-def test_passes_the_gymnasium_checker(world_model):
-    env = WorldEnv(world_model, max_steps=3, play_options={"steps": 2}, render_mode="rgb_array")
-    check_env(env, skip_render_check=False)
+def test_registered_env_loads_its_weights_and_passes_the_gymnasium_checker(weights_dir):
+    env = gym.make(ENV_ID, weights=str(weights_dir), max_steps=3, play_options={"steps": 2}, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    assert isinstance(env.unwrapped, WorldEnv)
 
 
 def test_steps_are_play_session_steps_and_seeded_resets_repeat(world_model):
