@@ -2,7 +2,8 @@
 
 Each line read from standard input is a list of steps, separated by spaces or commas: held keys of WASD/IJKL
 ("w", "dw", "none" or "." for none) with an optional repeat ("w*4"). An empty line repeats the previous line; "q"
-ends the session. `--actions "w*4,dw*2,a"` plays a fixed list instead, checked before anything is made.
+ends the session. `--actions "w*4,dw*2,a"` plays a fixed list instead, checked before anything is made. `--live`
+reads key presses from the terminal without Enter (`camworld.cli.live_keys`): hold keys and the world moves.
 
 While the session runs, video.streaming.mp4 in --output_dir grows by each step (a fragmented MP4 that players read
 while it grows) and latest.png holds the newest frame, 4x enlarged. At the end (q, end of input or Ctrl-C after a
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld.cli.live_keys import live_steps
 from camworld.cli.scene_args import add_scene_args, add_speed_args, read_prompt
 from camworld.cli.threads import check_threads, set_threads
 
@@ -38,8 +40,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("play", help="drive the world model with WASD/IJKL keys, one chunk per step",
                               description=__doc__.splitlines()[0])
     add_scene_args(p)
-    p.add_argument("--actions", default=None,
-                   help='steps to play instead of reading standard input, e.g. "w*4,dw*2,a,none"')
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--actions", default=None,
+                        help='steps to play instead of reading standard input, e.g. "w*4,dw*2,a,none"')
+    source.add_argument("--live", action="store_true",
+                        help="read held keys from the terminal without Enter: the keys typed during a step are "
+                             "held in the next; space: a step with no key; q: quit")
     p.add_argument("--intrinsics", default=None, help="one K .npy, (3,3) or (4,), in pixels of the image")
     p.add_argument("--fov", type=float, default=70.0, help="horizontal field of view (deg) when no --intrinsics")
     add_speed_args(p)
@@ -99,6 +105,10 @@ def _lines(args):
     if args.actions is not None:
         yield args.actions
         return
+    if args.live:
+        print("hold keys (w a s d i j k l), space for none, q to quit", file=sys.stderr)
+        yield from live_steps()
+        return
     interactive = sys.stdin.isatty()
     if interactive:
         print("keys per step (w a s d i j k l, 'none'), e.g. 'w', 'dw*3'; empty line: again; q: quit",
@@ -124,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     check_threads(args.threads)
+    if args.live and not sys.stdin.isatty():
+        raise UserError("--live reads key presses from a terminal; standard input is not one")
     if args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
     if args.actions is not None and not parse_steps(args.actions):

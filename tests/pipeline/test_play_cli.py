@@ -106,3 +106,39 @@ def test_ctrl_c_keeps_the_finished_steps_consistent(weights_dir, first_png, tmp_
     assert info["action_string"] == "w-12,dw-12" and info["num_frames"] == 25
     assert read_video(out / "video.mp4").shape[0] == 25 and np.load(out / "c2w.npy").shape == (25, 4, 4)
     assert not (out / "video.streaming.mp4").exists()
+
+
+def test_live_keys_are_the_letters_typed_since_the_last_step():
+    import os
+    import signal
+
+    from camworld.cli.live_keys import keys_from_presses, live_steps
+
+    assert keys_from_presses("wwwddd") == "dw" and keys_from_presses("W") == "w"
+    assert keys_from_presses("  ") == "none" and keys_from_presses("xz") == "" and keys_from_presses("wq") is None
+    def hung(*_):
+        raise TimeoutError("live_steps blocked on input that was already typed")
+
+    master, slave = os.openpty()
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        with os.fdopen(slave, "rb", buffering=0) as terminal:
+            os.write(master, b"wwwd")
+            steps = live_steps(terminal)
+            assert next(steps) == "dw"
+            os.write(master, b"x.")  # x is no step; "." is a step with no key
+            assert next(steps) == "none"
+            os.write(master, b"q")
+            assert list(steps) == []
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(master)
+
+
+def test_live_needs_a_terminal(weights_dir, first_png, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("w\n"))
+    rc = main(["play", "--checkpoint", str(weights_dir), "--image", str(first_png), "--live",
+               "--output_dir", str(tmp_path / "play")])
+    assert rc == 2 and "not one" in capsys.readouterr().err
