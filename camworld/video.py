@@ -119,6 +119,13 @@ class Mp4Writer:
             atomic, self._atomic = self._atomic, None
             atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
+    def discard(self) -> None:
+        """Stop and leave nothing behind, also in streaming mode (where `abort` keeps the shorter video)."""
+        self.abort()
+        if self.streaming:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
     def __enter__(self) -> Mp4Writer:
         return self
 

@@ -16,7 +16,6 @@ read while it grows), renamed to video.mp4 when complete and deleted on failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
 
@@ -183,9 +182,7 @@ def run(args: argparse.Namespace) -> int:
             live_path.replace(video_path)
     except BaseException:
         for writer in writers:
-            writer.abort()
-        with contextlib.suppress(FileNotFoundError):
-            live_path.unlink()
+            writer.discard()
         raise
     result.timings["write_video"] = time.perf_counter() - begin
     with atomic_path(out_dir / "c2w.npy") as tmp:

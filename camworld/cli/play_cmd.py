@@ -17,7 +17,6 @@ interactive session is reported in one line and skipped.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shlex
 import sys
@@ -193,9 +192,7 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     except BaseException:
         for writer in writers:
-            writer.abort()
-        with contextlib.suppress(FileNotFoundError):
-            live_path.unlink()
+            writer.discard()
         raise
     if not writers:
         print("camworld play: no step was made; nothing written", file=sys.stderr)

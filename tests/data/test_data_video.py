@@ -55,6 +55,14 @@ def test_streaming_writer_is_readable_while_open(tmp_path):
     assert len(read_video(path)) == 24
 
 
+def test_discard_leaves_nothing_in_either_mode(tmp_path):
+    for streaming in (False, True):
+        writer = Mp4Writer(tmp_path / "clip.mp4", streaming=streaming)
+        writer.write(smooth_frames(5))
+        writer.discard()
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_incremental_writes_match_one_shot(tmp_path):
     frames = smooth_frames(10)
     with Mp4Writer(tmp_path / "a.mp4") as writer:
