@@ -17,6 +17,7 @@ interactive session is reported in one line and skipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -193,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         for writer in writers:
             writer.discard()
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / "latest.png").unlink()
         raise
     if not writers:
         print("camworld play: no step was made; nothing written", file=sys.stderr)

@@ -142,3 +142,22 @@ def test_live_needs_a_terminal(weights_dir, first_png, tmp_path, capsys, monkeyp
     rc = main(["play", "--checkpoint", str(weights_dir), "--image", str(first_png), "--live",
                "--output_dir", str(tmp_path / "play")])
     assert rc == 2 and "not one" in capsys.readouterr().err
+
+
+def test_a_failing_step_leaves_nothing_behind(weights_dir, first_png, tmp_path, monkeypatch):
+    from camworld.play import PlaySession
+
+    real_step, calls = PlaySession.step, []
+
+    def step_then_fail(self, keys):
+        calls.append(keys)
+        if len(calls) == 2:
+            raise RuntimeError("the machine ran out of memory")
+        return real_step(self, keys)
+
+    monkeypatch.setattr(PlaySession, "step", step_then_fail)
+    out = tmp_path / "play"
+    with pytest.raises(RuntimeError, match="memory"):
+        main(["play", "--checkpoint", str(weights_dir), "--image", str(first_png), "--actions", "w,dw",
+              "--step", "1", "--output_dir", str(out)])
+    assert list(out.iterdir()) == []
