@@ -4,7 +4,7 @@
     GET  /health                 the loaded weights and their resolution
     POST /sessions               start a session (image or world seed, prompt, FOV, seed) -> its id
     POST /sessions/{id}/step     hold keys for one chunk -> the frames (base64 PNG), their poses, the time taken
-    GET  /sessions/{id}/video    the session so far as an MP4
+    GET  /sessions/{id}/video    the session so far as an MP4 (its last 10 minutes, which the server keeps)
     DELETE /sessions/{id}        end it
     POST /generate               `camworld generate` over HTTP: an action string -> an MP4
 
@@ -43,6 +43,7 @@ from camworld.video import write_mp4
 
 PAGE = Path(__file__).resolve().parent / "static" / "play.html"
 MAX_GENERATE_FRAMES = 961
+KEPT_FRAMES = 9600  # per session, for /video: 10 min at 16 fps, about 265 MB at 72x128
 
 
 class SessionRequest(BaseModel):
@@ -146,6 +147,7 @@ def make_app(model: WorldModel, *, max_sessions: int = 4, fps: int = 16) -> Fast
         session, frames = sessions.get(key)
         made = await on_model_thread(session.step, request.keys)
         frames.extend(made.frames)
+        del frames[:-KEPT_FRAMES]
         return {"keys": made.keys, "first_pose": made.first_pose, "seconds": round(made.seconds, 3),
                 "frames": [png_base64(frame) for frame in made.frames], "c2w": made.c2w.tolist(),
                 "action_string": session.action_string, "frames_next_step": session.next_step_frames()}
