@@ -91,6 +91,19 @@ class GenerationResult:
     segment_bounds: tuple[tuple[int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Stage1Schedule:
+    """What stage 1 samples with: the model (the DiT or the distilled student), its σ list (S + 1 floats from at most
+    1 down to 0), the text guidance scale, the pyramid stagger (None: SANA-WM's 1/#chunks) and notes on where each
+    came from."""
+
+    model: WorldDiT
+    sigmas: list[float]
+    cfg_scale: float
+    interval_k: float | None
+    notes: dict[str, str]
+
+
 class WorldModel:
     """Tokenizer + stage-1 DiT + text encoder (+ refiner) of one weights folder; see the module docstring."""
 
@@ -248,6 +261,46 @@ class WorldModel:
         frames = torch.as_tensor(np.array(image, dtype=np.uint8), device=self.device)[None, None]
         return self.vae().encode(frames)
 
+    def stage1_schedule(self, mode: str, *, steps: int | None = None, flow_shift: float | None = None,
+                        cfg_scale: float | None = None, sigmas: Sequence[float] | None = None,
+                        interval_k: float | None = None, student: bool = False) -> Stage1Schedule:
+        """What stage 1 samples with, from `generate`'s arguments of the same names (None: the defaults described
+        there, the ar schedule packaged with the weights when ar mode names none); the student is loaded if asked
+        for. Raises a UserError on values out of range."""
+        notes: dict[str, str] = {}
+        if (mode == "ar" and not student and self.packaged_ar_schedule is not None
+                and all(v is None for v in (steps, flow_shift, sigmas, interval_k))):
+            sigmas, interval_k = self.packaged_ar_schedule
+            notes["schedule"] = "packaged with the weights (sampling.ar_sigmas, sampling.ar_interval_k)"
+        if steps is None:
+            steps = 60
+        if interval_k is not None and mode != "ar":
+            raise UserError("interval_k staggers chunks: it needs mode 'ar'")
+        if interval_k is not None and interval_k < 0:
+            raise UserError(f"interval_k must be >= 0, got {interval_k}")
+        if sigmas is not None:
+            sigmas = check_sigmas(sigmas)
+        if flow_shift is None:
+            flow_shift = self.default_flow_shift
+        if cfg_scale is None:
+            cfg_scale = self.default_cfg_scale
+        if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
+            raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
+                            f"{flow_shift}")
+        stage1 = self.dit
+        if sigmas is None:
+            stage1_sigmas = shifted_sigmas(steps, flow_shift).tolist()
+        else:
+            stage1_sigmas = sigmas
+            notes["sigmas"] = f"{len(sigmas) - 1} steps at σ {sigmas} (steps and flow_shift unused)"
+        if interval_k is not None:
+            notes["interval_k"] = f"chunk c starts at global step ⌊c · {interval_k} · steps⌋"
+        if student:
+            stage1, student_cfg = self.student()
+            stage1_sigmas, interval_k, cfg_scale = check_sigmas(student_cfg.distill.sigmas), 1.0, 1.0
+            notes["student"] = f"{len(stage1_sigmas) - 1} steps per chunk at σ {list(student_cfg.distill.sigmas)}"
+        return Stage1Schedule(stage1, stage1_sigmas, float(cfg_scale), interval_k, notes)
+
     @torch.no_grad()
     def generate(
         self,
@@ -338,26 +391,6 @@ class WorldModel:
                 flow_shift=flow_shift, refiner_seed=refiner_seed, mode=mode, refiner=refiner, student=student,
                 sigmas=sigmas, interval_k=interval_k, stream=stream, offload_vae=offload_vae,
                 offload_refiner=offload_refiner)
-        notes: dict[str, str] = {}
-        if (mode == "ar" and not student and self.packaged_ar_schedule is not None
-                and all(v is None for v in (steps, flow_shift, sigmas, interval_k))):
-            sigmas, interval_k = self.packaged_ar_schedule
-            notes["schedule"] = "packaged with the weights (sampling.ar_sigmas, sampling.ar_interval_k)"
-        if steps is None:
-            steps = 60
-        if interval_k is not None and mode != "ar":
-            raise UserError("interval_k staggers chunks: it needs mode 'ar'")
-        if interval_k is not None and interval_k < 0:
-            raise UserError(f"interval_k must be >= 0, got {interval_k}")
-        if sigmas is not None:
-            sigmas = check_sigmas(sigmas)
-        if flow_shift is None:
-            flow_shift = self.default_flow_shift
-        if cfg_scale is None:
-            cfg_scale = self.default_cfg_scale
-        if steps < 1 or cfg_scale <= 0 or flow_shift <= 0:
-            raise UserError(f"need steps >= 1, cfg_scale > 0 and flow_shift > 0, got {steps}, {cfg_scale}, "
-                            f"{flow_shift}")
         use_refiner = self.refiner_by_default if refiner is None else refiner and self.has_refiner
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -383,18 +416,12 @@ class WorldModel:
         camera = cams.inputs.to(self.device)
         lap("prepare")
 
-        stage1 = self.dit
-        if sigmas is None:
-            stage1_sigmas = shifted_sigmas(steps, flow_shift)
-        else:
-            stage1_sigmas = torch.tensor(sigmas)
-            notes["sigmas"] = f"{len(sigmas) - 1} steps at σ {sigmas} (steps and flow_shift unused)"
-        if interval_k is not None:
-            notes["interval_k"] = f"chunk c starts at global step ⌊c · {interval_k} · steps⌋"
+        schedule = self.stage1_schedule(mode, steps=steps, flow_shift=flow_shift, cfg_scale=cfg_scale,
+                                        sigmas=sigmas, interval_k=interval_k, student=student)
+        stage1, stage1_sigmas, cfg_scale, interval_k = (schedule.model, schedule.sigmas, schedule.cfg_scale,
+                                                        schedule.interval_k)
+        notes = dict(schedule.notes)
         if student:
-            stage1, student_cfg = self.student()
-            stage1_sigmas, interval_k, cfg_scale = torch.tensor(student_cfg.distill.sigmas), 1.0, 1.0
-            notes["student"] = f"{len(stage1_sigmas) - 1} steps per chunk at σ {list(student_cfg.distill.sigmas)}"
             lap("load_student")
 
         text, text_mask = self.text_encoder().encode([prompt])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 import torch
@@ -36,17 +37,16 @@ from camworld.camera import (
     action_string_to_c2w,
     check_fov,
     intrinsics_resize_crop,
+    num_latent_frames,
     relativize,
 )
 from camworld.camera.dsl import ACTION_KEYS
 from camworld.errors import UserError
-from camworld.flow.schedule import sigmas as shifted_sigmas
 from camworld.ops.chunks import chunk_bounds
 from camworld.pipeline import WorldModel
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras
 from camworld.pipeline_segments import check_segment_frames, match_color_statistics
 from camworld.samplers.chunk_rollout import ChunkRollout
-from camworld.samplers.euler import check_sigmas
 from camworld.samplers.guidance import ClassifierFreeGuidance
 from camworld.tokenizer.vae import to_uint8
 
@@ -140,30 +140,21 @@ class PlaySession:
         self.seconds = 0.0
 
     def _schedule(self, steps, flow_shift, cfg_scale, sigmas, student):
-        """(stage-1 model, σ list, guidance scale, a note on where the schedule came from)."""
+        """(stage-1 model, σ list, guidance scale, a note on where the schedule came from): `generate`'s ar schedule
+        (`WorldModel.stage1_schedule`), run chunk by chunk whatever stagger it names."""
         model = self.model
         if student is None:
             student = model.student_by_default
-        if student:
-            if any(v is not None for v in (steps, flow_shift, sigmas)) or cfg_scale not in (None, 1.0):
-                raise UserError("the distilled student samples with its own σ list and no guidance: drop steps, "
-                                "flow_shift, sigmas and cfg_scale")
-            stage1, cfg = model.student()
-            return stage1, check_sigmas(cfg.distill.sigmas), 1.0, "the distilled student's σ list"
-        cfg_scale = model.default_cfg_scale if cfg_scale is None else float(cfg_scale)
-        if cfg_scale <= 0:
-            raise UserError(f"cfg_scale must be > 0, got {cfg_scale}")
-        if sigmas is not None:
-            return model.dit, check_sigmas(sigmas), cfg_scale, "given σ list"
-        packaged = model.packaged_ar_schedule
-        if steps is None and flow_shift is None and packaged is not None and packaged[0] is not None:
-            return model.dit, check_sigmas(packaged[0]), cfg_scale, "packaged with the weights (sampling.ar_sigmas)"
-        steps = 60 if steps is None else int(steps)
-        flow_shift = model.default_flow_shift if flow_shift is None else float(flow_shift)
-        if steps < 1 or flow_shift <= 0:
-            raise UserError(f"need steps >= 1 and flow_shift > 0, got {steps} and {flow_shift}")
-        return model.dit, check_sigmas(shifted_sigmas(steps, flow_shift).tolist()), cfg_scale, \
-            f"{steps} steps at shift {flow_shift}"
+        if student and (any(v is not None for v in (steps, flow_shift, sigmas)) or cfg_scale not in (None, 1.0)):
+            raise UserError("the distilled student samples with its own σ list and no guidance: drop steps, "
+                            "flow_shift, sigmas and cfg_scale")
+        schedule = model.stage1_schedule("ar", steps=steps, flow_shift=flow_shift, cfg_scale=cfg_scale,
+                                         sigmas=sigmas, student=student)
+        notes = schedule.notes
+        note = notes.get("student") or notes.get("schedule") or notes.get("sigmas") or (
+            f"{60 if steps is None else steps} steps at shift "
+            f"{model.default_flow_shift if flow_shift is None else flow_shift}")
+        return schedule.model, schedule.sigmas, schedule.cfg_scale, note
 
     @property
     def num_poses(self) -> int:
@@ -180,7 +171,7 @@ class PlaySession:
         return np.repeat(self.K_image[None].astype(np.float32), self.num_poses, axis=0)
 
     def _segment_latents(self) -> int:
-        return (self.segment_frames - 1) // self.model.stride + 1 if self.segment_frames else ONE_PASS_LATENTS
+        return num_latent_frames(self.segment_frames, self.model.stride) if self.segment_frames else ONE_PASS_LATENTS
 
     def _chunk(self, latents: int, c: int) -> tuple[int, int] | None:
         """Latent frames [start, end) of chunk c of a `latents`-long segment, None past its end."""
@@ -198,7 +189,10 @@ class PlaySession:
 
     def next_step_frames(self) -> int:
         """How many new poses (and frames, plus frame 0 in the first step) the next step makes."""
-        s, e = self._next_chunk()[1]
+        return self._new_poses(*self._next_chunk()[1])
+
+    def _new_poses(self, s: int, e: int) -> int:
+        """The poses a chunk of latent frames [s, e) adds (latent 0 is the segment's first, already known, pose)."""
         return self.model.stride * (e - max(s, 1))
 
     @torch.no_grad()
@@ -210,11 +204,12 @@ class PlaySession:
         if self._interrupted:
             raise UserError("this play session was interrupted in the middle of a step; start a new one")
         begin = time.perf_counter()
-        held = self.keys + [keys] * self.next_step_frames()
+        fresh, (s, e) = self._next_chunk()
+        held = self.keys + [keys] * self._new_poses(s, e)
         c2w = action_string_to_c2w(_runs(held), translation_speed=self.translation_speed,
                                    rotation_speed_deg=self.rotation_speed_deg)
         self._interrupted = True
-        frames, first_pose = self._make_chunk(relativize(c2w.astype(np.float64)), len(c2w))
+        frames, first_pose = self._make_chunk(relativize(c2w.astype(np.float64)), len(c2w), fresh, s, e)
         self._interrupted = False
         self.keys, self.c2w = held, c2w
         seconds = time.perf_counter() - begin
@@ -222,10 +217,11 @@ class PlaySession:
         return PlayStep(frames=frames, first_pose=first_pose, c2w=c2w[first_pose:].copy(), K=self.K[first_pose:],
                         keys=keys, seconds=seconds)
 
-    def _make_chunk(self, relative: np.ndarray, num_poses: int) -> tuple[np.ndarray, int]:
-        """Make and decode the next chunk on poses `relative` [num_poses, 4, 4] (relative to pose 0 in float64, each
-        segment sliced from them, as `generate_in_segments` does) -> (its new frames, the pose of the first)."""
-        fresh, (s, e) = self._next_chunk()
+    def _make_chunk(self, relative: np.ndarray, num_poses: int, fresh: bool, s: int, e: int
+                    ) -> tuple[np.ndarray, int]:
+        """Make and decode the chunk of latent frames [s, e) (of a new segment if `fresh`) on poses `relative`
+        [num_poses, 4, 4] (relative to pose 0 in float64, each segment sliced from them, as `generate_in_segments`
+        does) -> (its new frames, the pose of the first)."""
         if fresh:
             self._segment = self._start_segment()
         segment, model, stride = self._segment, self.model, self.model.stride
@@ -268,10 +264,4 @@ class PlaySession:
 
 def _runs(keys: list[str]) -> str:
     """Per-pose held keys -> an action string of runs ("w-24,dw-12"); "" for none."""
-    runs: list[list] = []
-    for held in keys:
-        if runs and runs[-1][0] == held:
-            runs[-1][1] += 1
-        else:
-            runs.append([held, 1])
-    return ",".join(f"{held}-{count}" for held, count in runs)
+    return ",".join(f"{held}-{len(list(run))}" for held, run in groupby(keys))

@@ -124,7 +124,6 @@ def _lines(args):
 
 def run(args: argparse.Namespace) -> int:
     from camworld.errors import UserError
-    from camworld.fileio import atomic_path
     from camworld.overlay import KeyOverlay
     from camworld.pipeline import WorldModel
     from camworld.pipeline_inputs import load_image
@@ -206,14 +205,16 @@ def run(args: argparse.Namespace) -> int:
     save_png(out_dir / "steps.png", contact_sheet(
         np.stack([last_frames[i] for i in shown]), cols=6,
         labels=[f"{i + 1}: {log[i]['keys']} ({log[i]['first_pose'] + log[i]['frames'] - 1})" for i in shown]))
-    _write_results(args, session, out_dir, log, world, prompt, source_hw, time.perf_counter() - start, atomic_path)
+    _write_results(args, session, out_dir, log, world, prompt, source_hw, time.perf_counter() - start)
     print(f"wrote {video_path} ({session.num_poses} frames, {len(log)} steps, {session.seconds:.1f} s generating)")
     return 130 if interrupted else 0
 
 
-def _write_results(args, session, out_dir: Path, log: list[dict], world, prompt: str, source_hw, seconds: float,
-                   atomic_path) -> None:
+def _write_results(args, session, out_dir: Path, log: list[dict], world, prompt: str, source_hw,
+                   seconds: float) -> None:
     """c2w.npy, intrinsics.npy and play.json (settings, steps, and the generate command that remakes the video)."""
+    from camworld.fileio import atomic_path
+
     with atomic_path(out_dir / "c2w.npy") as tmp:
         np.save(tmp, session.c2w)
     with atomic_path(out_dir / "intrinsics.npy") as tmp:
