@@ -148,6 +148,7 @@ class PlaySession:
         if student and (any(v is not None for v in (steps, flow_shift, sigmas)) or cfg_scale not in (None, 1.0)):
             raise UserError("the distilled student samples with its own σ list and no guidance: drop steps, "
                             "flow_shift, sigmas and cfg_scale")
+        self.student = bool(student)
         schedule = model.stage1_schedule("ar", steps=steps, flow_shift=flow_shift, cfg_scale=cfg_scale,
                                          sigmas=sigmas, student=student)
         notes = schedule.notes

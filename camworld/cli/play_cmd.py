@@ -220,7 +220,7 @@ def _write_results(args, session, out_dir: Path, log: list[dict], world, prompt:
     with atomic_path(out_dir / "intrinsics.npy") as tmp:
         np.save(tmp, session.K)
     # the σ list and interval 1 spelt out: generate's own default for ar with explicit steps is the pyramid
-    schedule = ["--student"] if args.student else ["--sigmas", ",".join(repr(v) for v in session.sigmas),
+    schedule = ["--student"] if session.student else ["--sigmas", ",".join(repr(v) for v in session.sigmas),
                                                     "--interval_k", "1", "--cfg_scale", repr(session.cfg_scale)]
     remake = ["camworld", "generate", "--mode", "ar", "--stream", "--no_refiner", "--action", session.action_string,
               "--num_frames", str(session.num_poses), "--seed", str(args.seed), *schedule,
