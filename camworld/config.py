@@ -245,6 +245,8 @@ def _coerce(value, hint, key: str):
         if not isinstance(value, list | tuple):
             raise UserError(f"--set {key}: expected a {origin.__name__}, got {value!r}")
         return origin(value)
+    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"  # the spelling of JSON, YAML and most shells' users
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(hint, type) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
