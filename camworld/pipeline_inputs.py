@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camworld.camera import (
     check_fov,
@@ -30,17 +31,23 @@ from camworld.errors import UserError
 from camworld.models.dit import CameraInputs
 
 
+def read_image(source: str | os.PathLike | IO[bytes], name: str) -> np.ndarray:
+    """An image file (a path, or an open binary file such as an upload) as uint8 RGB [H, W, 3], turned upright by
+    its EXIF orientation as photo viewers show it; an unreadable one is a UserError that starts with `name`."""
+    try:
+        with Image.open(source) as image:
+            image.load()
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"{name}: not a readable image ({str(exc).splitlines()[0]})") from None
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as uint8 RGB [H, W, 3]; a missing or unreadable file is a UserError."""
+    """An image file as uint8 RGB [H, W, 3] (`read_image`); a missing or unreadable file is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image {path}: no such file")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return np.asarray(image.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"image {path}: not a readable image ({str(exc).splitlines()[0]})") from None
+    return read_image(path, f"image {path}")
 
 
 def resize_crop_image(image: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:

@@ -1,8 +1,8 @@
 """`camworld generate`: a video from a first frame, a prompt and a camera path (SANA-WM's inference CLI, §4, §10.4).
 
-The first frame is `--image` (any size; resized and centre-cropped to the model resolution), or else a render of
-the procedural world `--world-seed` at the start pose (camworld's default data source; its scene caption is the
-default prompt). The camera path is an action string (`--action`, v3 DSL) or a c2w file (`--camera`); intrinsics
+The first frame is `--image` (any size; turned upright by its EXIF orientation, resized and centre-cropped to the
+model resolution), or else a render of the procedural world `--world-seed` at the start pose (camworld's default
+data source; its scene caption is the default prompt). The camera path is an action string (`--action`, v3 DSL) or a c2w file (`--camera`); intrinsics
 come from `--intrinsics` (pixels of the image) or a horizontal `--fov`. `--num_frames` is snapped to stride·k + 1 and
 may not exceed the trajectory (default: the trajectory, at most 961 frames).
 

@@ -31,12 +31,13 @@ from typing import Literal
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from camworld.camera import action_string_to_c2w
 from camworld.errors import UserError
 from camworld.pipeline import WorldModel
+from camworld.pipeline_inputs import read_image
 from camworld.play import PlaySession
 from camworld.serve.first_frame import first_frame
 from camworld.video import write_mp4
@@ -72,13 +73,13 @@ class GenerateRequest(BaseModel):
 
 
 def decode_image(data: str) -> np.ndarray:
-    """A base64 image file -> uint8 RGB [H, W, 3]; anything else is a UserError."""
+    """A base64 image file -> uint8 RGB [H, W, 3], read as `camworld generate --image` reads a file
+    (`read_image`); anything else is a UserError."""
     try:
         raw = base64.b64decode(data, validate=True)
-        with Image.open(io.BytesIO(raw)) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
-        raise UserError("image_base64 is not a base64-encoded image file") from None
+    except (binascii.Error, ValueError):
+        raise UserError("image_base64 is not base64") from None
+    return read_image(io.BytesIO(raw), "image_base64")
 
 
 def png_base64(frame: np.ndarray) -> str:

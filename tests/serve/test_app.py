@@ -84,3 +84,24 @@ def test_generate_returns_the_video_of_the_action_string(client, world_model, tm
     bad = client.post("/generate", json={"action": "w-8,x-2", "image_base64": _png(image)})
     assert bad.status_code == 400 and "unknown keys" in bad.json()["detail"]
     assert client.get("/").headers["content-type"].startswith("text/html")
+
+
+def test_an_upload_is_read_as_generate_reads_the_same_file(tmp_path):
+    from camworld.errors import UserError
+    from camworld.pipeline_inputs import load_image
+    from camworld.serve.app import decode_image
+
+    image = Image.fromarray(np.arange(24, dtype=np.uint8).reshape(2, 4, 3))
+    exif = image.getexif()
+    exif[0x0112] = 6  # a phone photo: shown rotated 90° clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    data = buffer.getvalue()
+    (tmp_path / "photo.png").write_bytes(data)
+    upload = decode_image(base64.b64encode(data).decode())
+    assert upload.shape == (4, 2, 3)
+    np.testing.assert_array_equal(upload, load_image(tmp_path / "photo.png"))
+    with pytest.raises(UserError, match="^image_base64 is not base64$"):
+        decode_image("not base64!")
+    with pytest.raises(UserError, match=r"^image_base64: not a readable image \("):
+        decode_image(base64.b64encode(data[:40]).decode())
