@@ -2,9 +2,10 @@
 
 The first frame is `--image` (any size; turned upright by its EXIF orientation, resized and centre-cropped to the
 model resolution), or else a render of the procedural world `--world-seed` at the start pose (camworld's default
-data source; its scene caption is the default prompt). The camera path is an action string (`--action`, v3 DSL) or a c2w file (`--camera`); intrinsics
-come from `--intrinsics` (pixels of the image) or a horizontal `--fov`. `--num_frames` is snapped to stride·k + 1 and
-may not exceed the trajectory (default: the trajectory, at most 961 frames).
+data source; its scene caption is the default prompt). The camera path is an action string (`--action`, v3 DSL)
+or a c2w file (`--camera`); intrinsics come from `--intrinsics` (pixels of the image) or a horizontal `--fov`.
+`--num_frames` is snapped to stride·k + 1 and may not exceed the trajectory (default: the trajectory, at most 961
+frames).
 
 Writes into `--output_dir`: video.mp4 (with the WASD/IJKL key overlay, or a motion compass for --camera, unless
 --no_action_overlay), c2w.npy and intrinsics.npy (one pose and K per output frame, in output pixels) and
