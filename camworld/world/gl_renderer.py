@@ -1,7 +1,9 @@
 """The fast renderer: moderngl on a headless EGL context (Mesa llvmpipe on CPU machines).
 
 One GL context per process, created lazily on first use and kept in the module-level cache `_GL` together with
-the compiled programs and framebuffers by size; each `GLRenderer` (one per World) owns its static buffers.
+the compiled programs and framebuffers by size; each `GLRenderer` (one per World) owns its static buffers. An EGL
+context is current on one thread only, so every GL call runs on one thread that owns it (`on_gl_thread`), whichever
+thread asks for a render (a server's worker threads, a test's main thread).
 
 Why it is shaped like this (llvmpipe costs, measured on 2 cores): per-draw and per-instance overheads dominate
 at low resolution, and rewriting a buffer that queued draws still read stalls the pipeline. So every primitive
@@ -13,7 +15,10 @@ into separate framebuffers (llvmpipe rasterises them on its threads meanwhile) a
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -77,12 +82,22 @@ class _GLState:
 
 
 _GL: dict[str, _GLState] = {}
+_GL_LOCK = threading.Lock()
+_GL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camworld-gl")
+
+
+def on_gl_thread(fn, *args):
+    """fn(*args) on the thread that owns the GL context; its result, or its exception, comes back to the caller."""
+    if threading.current_thread().name.startswith("camworld-gl"):
+        return fn(*args)
+    return _GL_THREAD.submit(fn, *args).result()
 
 
 def gl_state() -> _GLState:
     """The process-wide GL state, created on first call; raises GLUnavailable where EGL does not work."""
-    if "state" not in _GL:
-        _GL["state"] = _GLState()
+    with _GL_LOCK:
+        if "state" not in _GL:
+            _GL["state"] = on_gl_thread(_GLState)
     return _GL["state"]
 
 
@@ -147,6 +162,12 @@ def _world_mesh(prims: dict[str, np.ndarray]):
 
 
 def _release(objects) -> None:
+    """Free GL objects (a finaliser: it may run on any thread, or at exit when the GL thread is already gone)."""
+    with contextlib.suppress(RuntimeError):  # raised at interpreter shutdown; the context goes with the process
+        on_gl_thread(_release_now, objects)
+
+
+def _release_now(objects) -> None:
     for obj in objects:
         obj.release()
 
@@ -157,6 +178,14 @@ class GLRenderer:
     def __init__(self, scene: Scene):
         self.gl = gl_state()
         self.scene = scene
+        on_gl_thread(self._upload, scene)
+        prims = scene.primitives
+        self.centre = prims["center"].astype(np.float64)
+        self.radius = np.linalg.norm(prims["half"], axis=1).astype(np.float64)  # bounding sphere
+        self.size = prims["half"].max(axis=1).astype(np.float64)  # what the levels of detail must resolve
+
+    def _upload(self, scene: Scene) -> None:
+        """The scene's static buffers, in the GL context (on its thread)."""
         ctx = self.gl.ctx
         prims = scene.primitives
         num = len(prims["kind"])
@@ -173,9 +202,6 @@ class GLRenderer:
                                                         "in_prim")], index_buffer=self.gl.indices)
         # GL objects are not garbage collected: free this world's buffers with the renderer (or at exit)
         weakref.finalize(self, _release, [self.vao, vbo, self.table])
-        self.centre = prims["center"].astype(np.float64)
-        self.radius = np.linalg.norm(prims["half"], axis=1).astype(np.float64)  # bounding sphere
-        self.size = prims["half"].max(axis=1).astype(np.float64)  # what the levels of detail must resolve
 
     def _set_world_uniforms(self) -> None:
         far = 1.5 * FAR  # depth-buffer range only; visibility beyond FAR is decided in the shaders
@@ -226,6 +252,9 @@ class GLRenderer:
 
     def render(self, c2w: np.ndarray, K: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """c2w [F, 4, 4], K [F, 3, 3] -> (rgb uint8 [F, H, W, 3], z-depth float32 [F, H, W], inf for sky)."""
+        return on_gl_thread(self._render, c2w, K, height, width)
+
+    def _render(self, c2w: np.ndarray, K: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         num = len(c2w)
         rgb = np.empty((num, height, width, 3), np.uint8)
         depth = np.empty((num, height, width), np.float32)

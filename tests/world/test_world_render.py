@@ -181,3 +181,19 @@ def test_auto_falls_back_to_the_ray_caster_with_one_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         World(2).render(pose(), intrinsics(8, 12), 8, 12)
+
+
+@needs_gl
+def test_gl_renders_the_same_from_any_thread():
+    """An EGL context is current on one thread; a server renders from its worker threads after the main thread has
+    rendered (this failed with 'cannot create buffer' before every GL call went to the GL thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    K = intrinsics(36, 64)[None]
+    here = World(5).render(pose(10.0)[None], K, 36, 64)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        there = list(pool.map(lambda seed: World(seed).render(pose(10.0)[None], K, 36, 64), [5, 6, 5]))
+    for a, b in zip(here, there[0]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(there[2][0], here[0])
+    assert not np.array_equal(there[1][0], here[0])
