@@ -66,10 +66,8 @@ dit_stage --stage 3 --out "$run/s3" --steps "$s3" --init "$(last "$run/s2")" --s
 # initialisation; at 6e-5 they stayed there (the camera changed the loss by 0.1%), so stage 4 keeps stage 1's 3e-4.
 # stage4 OUT STEPS INIT HFLIP: one stage-4 run with the settings above
 stage4() {
-  torchrun --standalone --nproc-per-node 2 -m camworld train --preset tiny --stage 4 --data "$run/data" \
-    --tokenizer "$run/vae" --out "$1" --steps "$2" --threads 1 --device cpu --init "$3" --resume \
-    --set train.lr=3e-4 --set train.clip_frames=37 --set train.checkpoint_every=50 --set train.ema_decay=0.995 \
-    --set train.hflip="$4"
+  dit_stage --stage 4 --out "$1" --steps "$2" --init "$3" --set train.lr=3e-4 --set train.clip_frames=37 \
+    --set train.checkpoint_every=50 --set train.ema_decay=0.995 --set train.hflip="$4"
 }
 phase "DiT stage 4"
 stage4 "$run/s4" "$s4" "$(last "$run/s3")" "$hflip"
