@@ -170,8 +170,9 @@ def train(
         ema.load_state_dict(ckpt.ema, updates=ckpt.step)
         restore_rng(ckpt.rng)
         start = ckpt.step
-        if info.is_main:
-            log.truncate(start)
+    if info.is_main:
+        # records after the checkpoint (or, with none, all of them) are from a killed attempt and are redone
+        log.truncate(start)
     barrier(info)
     plan = BatchPlan(len(dataset), cfg.batch_size, cfg.seed, info, start, cfg.steps)
     # an explicit generator keeps the loader from drawing its worker seed from the global RNG

@@ -71,6 +71,17 @@ def test_kill_and_resume_gives_identical_losses(tmp_path):
         assert torch.equal(a.model[name], b.model[name]) and torch.equal(a.ema[name], b.ema[name])
 
 
+def test_a_run_killed_before_its_first_checkpoint_restarts_with_a_clean_log(tmp_path):
+    data = latent_dataset(6)
+    cfg = fast_config(steps=7)
+    with pytest.raises(_Killed):
+        train(_model(), flow_loss_fn(), data, cfg, tmp_path, progress=False, on_step=_kill_at(2))
+    assert list_checkpoints(tmp_path) == []
+    train(_model(), flow_loss_fn(), data, cfg, tmp_path, resume_from=latest_checkpoint(tmp_path), progress=False)
+    logged = [json.loads(x)["step"] for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 8))
+
+
 def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):
     cfg = fast_config(steps=3)
     train(_model(), flow_loss_fn(), latent_dataset(4), cfg, tmp_path, progress=False)
