@@ -6,8 +6,9 @@
 #   bash scripts/train_bundled.sh RUN_DIR [budget|quick|full] [WEIGHTS_OUT]
 #
 # `budget` fits the 3 h the generation issue allows for everything up to packaging on an idle 2-core machine
-# (the student after it is optional); `quick` is the run behind the weights committed so far (see
-# camworld/assets/weights/tiny/README.md); `full` is a longer recipe nobody has run here. WEIGHTS_OUT (default the
+# (169.8 min in its run; the student after it is optional) and is the run behind the bundled weights; `quick` is the
+# run behind the previous bundle (camworld/assets/weights/tiny/README.md compares the two); `full` is a longer
+# recipe nobody has run here. WEIGHTS_OUT (default the
 # bundled folder) is where packaging writes, so a trial run can be measured before it replaces anything.
 # The VAE uses two threads only in `budget`, which assumes the cores are free (shared with other jobs, two torch
 # threads made steps 5-10x slower); the DiT stages and the refiner run as two data-parallel processes of one thread.
@@ -74,7 +75,7 @@ stage4 "$run/s4" "$s4" "$(last "$run/s3")" "$hflip"
 dit_run=$run/s4
 
 # quick only: stage 4 continued for $s4_mirror steps with mirrored samples (p = 0.5), from its last checkpoint with a
-# fresh optimiser (how the bundled weights were made: 900 steps turned the image a third as far as the camera turned,
+# fresh optimiser (how the previous bundle was made: 900 steps turned the image a third as far as the camera turned,
 # these 450 more nearly as far; weights README)
 if [ "$s4_mirror" -gt 0 ]; then
   stage4 "$run/s4m" "$s4_mirror" "$(last "$run/s4")" 0.5
@@ -110,7 +111,7 @@ python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$dit_run")" -
 # first 5 s of held-out worlds it scored above the 10-step pyramid and the repeated first frame (README).
 # --ar-segment-frames 81: `--mode ar` videos longer than 81 frames are made as a chain of 81-frame segments, each
 # from the last frame of the one before; over the last 10 s of minute-long held-out videos it scored above one pass
-# (README). (Added to the packaged configs after these weights were packaged; the field is all that changed.)
+# (README; measured on the previous bundle, whose configs had these settings added by hand after packaging).
 
 phase "student (optional; the 3 h budget ends above)"
 # 5. the 4-step student (sana_wm.md §6.5): self-forcing distillation of the packaged dit/ (the teacher) into a
