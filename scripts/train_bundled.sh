@@ -8,8 +8,8 @@
 # `budget` fits the 3 h the generation issue allows for everything up to packaging on an idle 2-core machine
 # (169.8 min in its run; the student after it is optional) and is the run behind the bundled weights; `quick` is the
 # run behind the previous bundle (camworld/assets/weights/tiny/README.md compares the two); `full` is a longer
-# recipe nobody has run here. WEIGHTS_OUT (default the
-# bundled folder) is where packaging writes, so a trial run can be measured before it replaces anything.
+# recipe nobody has run here. WEIGHTS_OUT (default the bundled folder) is where packaging writes, so a trial run can
+# be measured before it replaces anything.
 # The VAE uses two threads only in `budget`, which assumes the cores are free (shared with other jobs, two torch
 # threads made steps 5-10x slower); the DiT stages and the refiner run as two data-parallel processes of one thread.
 set -euo pipefail
