@@ -6,7 +6,7 @@ The constants of `camworld.plan.memory` were fitted on CPU runs of the tiny and 
 of how they carry over to a GPU and to the full preset (2.6B, 704×1280). A configuration that runs out of memory or
 past its time cap is reported as such. The text phase is left out (the full preset's Gemma encoder is not here).
 
-    python3 benchmarks/plan_gpu.py [--cap-s 240] [--out plan_gpu.json]
+    python3 benchmarks/plan_gpu.py [--cap-s 240] [--out plan_gpu.json] [--only full:961:ar ...]
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ def measure(preset: str, frames: int, dtype: str, mode: str, phases: str, cap_s:
     return {**json.loads(done.stdout), "wall_s": time.perf_counter() - tic}
 
 
+def _row(name: str) -> tuple:
+    """The grid row named `preset:frames:mode`, e.g. `full:961:ar`."""
+    rows = [row for row in GRID if f"{row[0]}:{row[1]}:{row[3]}" == name]
+    if not rows:
+        raise SystemExit(f"--only {name}: no such row (rows: {', '.join(f'{r[0]}:{r[1]}:{r[3]}' for r in GRID)})")
+    return rows[0]
+
+
 def predicted(preset: str, frames: int, dtype: str, mode: str) -> dict[str, float]:
     request = memory.PlanRequest(frames, dtype, mode, device="cuda")
     return {p.name: p.total for p in memory.plan_memory(get_preset(preset), request).phases}
@@ -61,14 +69,17 @@ def main() -> None:
     parser.add_argument("--cap-s", type=float, default=240.0, help="wall-clock cap per configuration")
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop starting configurations after this")
     parser.add_argument("--out", default="plan_gpu.json")
+    parser.add_argument("--only", nargs="+", metavar="PRESET:FRAMES:MODE",
+                        help="run just these rows of the grid, in the order given")
     args = parser.parse_args()
+    grid = GRID if args.only is None else [_row(name) for name in args.only]
     import torch
 
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     print("| preset | frames | dtype | mode | phase | measured GiB | plan GiB | plan / measured | phase s |")
     print("|---|---|---|---|---|---|---|---|---|")
     start, rows = time.perf_counter(), []
-    for preset, frames, dtype, mode, phases in GRID:
+    for preset, frames, dtype, mode, phases in grid:
         if time.perf_counter() - start > args.budget_s:
             print(f"| {preset} | {frames} | {dtype} | {mode} | (not run: over the {args.budget_s:.0f} s budget) |")
             continue
