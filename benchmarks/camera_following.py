@@ -2,7 +2,8 @@
 trajectory on held-out worlds (seeds >= 10000), next to two baselines measured in the same run: the first frame
 repeated and the same weights with no camera conditioning; plus the yaw-direction test ("a-32" vs "d-32", phase
 correlation summed over consecutive frames). The measurement lives in `camworld.eval.camera_following`; this
-script parses flags, prints the markdown table and writes results.json, frames.png, scores.png and yaw.png into --out.
+script parses flags, prints the markdown table and writes results.json, frames.png, scores.png, drift.png (with
+more than two windows) and yaw.png into --out.
 
     python3 benchmarks/camera_following.py [--weights DIR] [--seeds 8] [--num_frames 961] [--yaw-seeds 40]
         [--steps 60 | --sigmas 1,0.96,0.889,0.727,0] [--interval_k K] [--cfg_scale S] [--mode bidirectional|ar]

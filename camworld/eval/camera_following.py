@@ -445,9 +445,30 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
+def _drift_figure(result: FollowingResult, path: Path) -> Path:
+    """PSNR and SSIM against the truth per window, mean ± std over seeds, at each window's middle second."""
+    import matplotlib.pyplot as plt
+
+    seconds = [(a + b) / 2 / FPS for a, b in result.windows.values()]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, metric in zip(axes, ("psnr", "ssim"), strict=True):
+        for system in result.systems:
+            stats = [result.summary[system][w] for w in result.windows]
+            mean = np.array([s[f"{metric}_mean"] for s in stats])
+            std = np.array([s[f"{metric}_std"] for s in stats])
+            ax.plot(seconds, mean, marker="o", ms=3, label=system)
+            ax.fill_between(seconds, mean - std, mean + std, alpha=0.15)
+        ax.set_xlabel("time (s, window middle)")
+        ax.set_title(f"{'PSNR (dB)' if metric == 'psnr' else 'SSIM'} against the true render, "
+                     f"worlds: {len(result.per_seed)}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    return _save_figure(fig, path)
+
+
 def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 4) -> list[Path]:
     """results.json, frames.png (generated / no-camera / true at a few times for the kept seeds), scores.png
-    (bar chart of the window means with std error bars) and yaw.png (each world's motion under yaw left against
+    (bar chart of the window means with std error bars), drift.png (the same as lines over time, when more than
+    two windows are scored) and yaw.png (each world's motion under yaw left against
     yaw right, true and generated) into `out_dir`, atomically. Returns the paths."""
     import matplotlib
 
@@ -491,6 +512,8 @@ def write_report(result: FollowingResult, out_dir: str | Path, num_times: int = 
             ax.set_title("PSNR (dB)" if metric == "psnr" else "SSIM")
         axes[0].legend(fontsize=7)
         paths.append(_save_figure(fig, out_dir / "scores.png"))
+    if result.summary and len(result.windows) > 2:
+        paths.append(_drift_figure(result, out_dir / "drift.png"))
     if result.yaw:
         rows = result.yaw["per_seed"]
         fig, ax = plt.subplots(figsize=(4.2, 4.2))

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from camworld.camera import action_string_to_c2w
 from camworld.errors import UserError
@@ -15,6 +16,7 @@ from camworld.eval.camera_following import (
     CEILING,
     SYSTEMS,
     CameraBlind,
+    FollowingResult,
     FollowingSettings,
     camera_blind,
     frame_windows,
@@ -97,3 +99,18 @@ def test_phase_correlation_sign_and_windows():
     assert len(trajectory("w-3", 11)) == 11 and np.allclose(trajectory("w-3", 11)[:4], action_string_to_c2w("w-3"))
     with pytest.raises(UserError, match="10000"):
         FollowingSettings(seeds=[5]).check()
+
+
+def test_more_than_two_windows_draw_a_drift_figure(tmp_path):
+    windows = {f"poses {a}-{a + 15}": [a, a + 15] for a in (1, 17, 33)}
+    stats = {w: {"psnr_mean": 20.0 - i, "psnr_std": 0.5, "ssim_mean": 0.6 - 0.1 * i, "ssim_std": 0.05}
+             for i, w in enumerate(windows)}
+    result = FollowingResult(settings={}, windows=windows, systems=["model", "no_camera"],
+                             per_seed=[{"seed": 10000}], summary={"model": stats, "no_camera": stats})
+    names = {p.name for p in write_report(result, tmp_path)}
+    assert names == {"results.json", "scores.png", "drift.png"}
+    with Image.open(tmp_path / "drift.png") as image:
+        assert image.width > 600 and len(image.getcolors(1 << 16) or range(1 << 16)) > 8  # drawn, not blank
+    two = FollowingResult(settings={}, windows=dict(list(windows.items())[:2]), systems=["model"],
+                          per_seed=[{"seed": 10000}], summary={"model": stats})
+    assert "drift.png" not in {p.name for p in write_report(two, tmp_path / "two")}
