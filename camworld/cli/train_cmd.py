@@ -19,7 +19,7 @@ import argparse
 
 from camworld.cli import add_override_args
 from camworld.cli.threads import set_threads
-from camworld.cli.train_common import override_steps, report_last, tokenizer_and_clips
+from camworld.cli.train_common import override_steps, read_init, report_last, tokenizer_and_clips
 from camworld.errors import UserError
 
 
@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", required=True, help="dataset folder of clip shards (`camworld data make`)")
     p.add_argument("--tokenizer", required=True, help="trained VAE checkpoint folder (`camworld vae train`)")
     p.add_argument("--out", required=True, help="run folder: loss.jsonl, loss.png, checkpoints/")
-    p.add_argument("--init", default=None, help="checkpoint folder of the previous stage to start from")
+    p.add_argument("--init", default=None, help="checkpoint folder of the previous stage to start from, or a "
+                   "weights folder (e.g. camworld/assets/weights/tiny/dit) to fine-tune")
     p.add_argument("--init-ema", dest="init_ema", action="store_true",
                    help="start from the EMA weights of --init instead of its raw weights")
     p.add_argument("--refiner", action="store_true",
@@ -66,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from camworld.config import to_dict
     from camworld.models.dit import WorldDiT
     from camworld.text.encoder import TextEncoder
-    from camworld.train.checkpoint import load_weights
     from camworld.train.dist import init_distributed, shutdown
     from camworld.train.loop import latest_checkpoint, train
     from camworld.train.stages import get_stage, load_previous_stage
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"stage {stage.number} ({stage.name}) starts from stage {stage.init_from}: "
                             "pass --init CKPT")
         if args.init is not None:
-            init_state = load_weights(args.init, ema=args.init_ema)
+            init_state = read_init(args.init, args.init_ema)[1]
     vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)
     try:
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             encode_text=lambda captions: text.encode(captions),
             encode_video=lambda frames: vae.encode(frames.to(info.device)),
             seed=cfg.train.seed, shift=cfg.train.shift, image_cond_prob=cfg.train.image_cond_prob,
-            text_dropout=cfg.train.text_dropout, temporal_stride=cfg.model.temporal_stride, camera=stage.camera,
+            text_dropout=cfg.train.text_dropout, cond_degrade_prob=cfg.train.cond_degrade_prob,
+            cond_noise_frac=cfg.train.cond_noise_frac, temporal_stride=cfg.model.temporal_stride, camera=stage.camera,
             causal=cfg.train.causal, chunk_first=cfg.model.chunk_first, chunk_size=cfg.model.chunk_size,
             plucker_rebase_chunks=cfg.model.plucker_rebase_chunks,
         )

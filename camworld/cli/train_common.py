@@ -1,5 +1,5 @@
-"""Set-up shared by `camworld train` (DiT stages) and `camworld train --refiner`: the `--steps` override, the frozen
-tokenizer with the clip dataset it must fit, and the closing report line."""
+"""Set-up shared by `camworld train` (DiT stages), `--refiner` and `--distill`: the `--steps` override, reading
+`--init`, the frozen tokenizer with the clip dataset it must fit, and the closing report line."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ def override_steps(cfg, steps: int | None) -> None:
     if steps < 1:
         raise UserError(f"--steps must be >= 1, got {steps}")
     cfg.train.steps = steps
+
+
+def read_init(path: str, ema: bool):
+    """(RunConfig, state dict) of `--init`: a checkpoint folder (its EMA weights when `ema`) or a weights folder
+    (config.json + model.safetensors without a trainer state, e.g. the bundled dit/, which holds packaged EMA
+    weights, so `ema` asks for nothing more there)."""
+    from camworld.config import RunConfig, from_dict
+    from camworld.train.checkpoint import STATE_FILE, load_checkpoint
+    from camworld.weights_dirs import read_weights_dir
+
+    folder = Path(path)
+    if not (folder / STATE_FILE).is_file() and (folder / "model.safetensors").is_file():
+        return read_weights_dir(folder)
+    ckpt = load_checkpoint(folder)
+    return restore_tuples(from_dict(RunConfig, ckpt.config)), ckpt.ema if ema else ckpt.model
 
 
 def restore_tuples(cfg):

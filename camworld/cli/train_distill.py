@@ -15,24 +15,16 @@ student's streaming `step`, which a data-parallel wrapper would not synchronise.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from camworld.cli.train_common import override_steps, report_last, restore_tuples, tokenizer_and_clips
+from camworld.cli.train_common import override_steps, read_init, report_last, restore_tuples, tokenizer_and_clips
 from camworld.errors import UserError
 
 
 def _teacher(args: argparse.Namespace):
     """(teacher RunConfig, teacher state dict) from --init: a weights folder or a checkpoint folder."""
-    from camworld.config import RunConfig, from_dict
-    from camworld.train.checkpoint import load_checkpoint
-    from camworld.weights_dirs import read_weights_dir
-
     if args.init is None:
         raise UserError("distillation starts from a teacher DiT: pass --init (a weights folder or a checkpoint)")
-    if (Path(args.init) / "model.safetensors").is_file() and (Path(args.init) / "config.json").is_file():
-        return read_weights_dir(args.init)
-    ckpt = load_checkpoint(args.init)
-    return from_dict(RunConfig, ckpt.config), ckpt.ema if args.init_ema else ckpt.model
+    return read_init(args.init, args.init_ema)
 
 
 def run_distill(args: argparse.Namespace, resume_from) -> int:

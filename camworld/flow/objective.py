@@ -8,6 +8,8 @@ function of them:
     it noise-free, and it is left out of the loss;
   - text dropout 0.1 (`class_dropout_prob`): the caption embedding is replaced by the empty-prompt embedding, the
     unconditional input of classifier-free guidance;
+  - optionally (`cond_degrade_prob`, default 0: our addition), a clean frame 0 is fed blurred and noised
+    (`camworld.flow.condition_degrade`), as a segment hand-off feeds the model its own generated frame;
   - the loss is the MSE between v(x_σ) and ε − x₀ over the loss mask: every frame with σ > 0 (a frame at σ = 0 is
     its clean self, from which ε cannot be recovered: the I2V frame and teacher-forced clean chunks), times an
     optional caller mask [B, T].
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from camworld.errors import UserError
+from camworld.flow.condition_degrade import degrade_first_latent
 from camworld.flow.schedule import add_noise, velocity_target
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -32,12 +35,15 @@ VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], 
 
 @dataclass
 class FlowInputs:
-    """The random part of one batch. noise [B, T, h, w, C]; sigma [B, T]; image_cond, drop_text bool [B]."""
+    """The random part of one batch. noise [B, T, h, w, C]; sigma [B, T]; image_cond, drop_text bool [B];
+    cond_strength [B] (0 = frame 0 fed as it is) and cond_noise [B, h, w, C], None when nothing is degraded."""
 
     noise: torch.Tensor
     sigma: torch.Tensor
     image_cond: torch.Tensor
     drop_text: torch.Tensor
+    cond_strength: torch.Tensor | None = None
+    cond_noise: torch.Tensor | None = None
 
 
 def draw_flow_inputs(
@@ -47,13 +53,16 @@ def draw_flow_inputs(
     *,
     image_cond_prob: float = 0.9,
     text_dropout: float = 0.1,
+    cond_degrade_prob: float = 0.0,
 ) -> FlowInputs:
     """Draw every clip's ε, σ [T] (from `sigma_fn(generator)`), I2V and text-dropout decisions from its own generator.
 
     latent_shape is one clip's [T, h, w, C]; there is one generator per clip, so a clip's randomness does not depend
-    on which other clips share its batch or its rank.
+    on which other clips share its batch or its rank. With cond_degrade_prob > 0 each clip then also draws whether
+    its clean frame 0 is degraded (only I2V clips are), the strength in [0, 1) and the noise; those draws come last,
+    so the other decisions equal a run without degradation.
     """
-    noise, sigma, cond, drop = [], [], [], []
+    noise, sigma, cond, drop, strength, cond_noise = [], [], [], [], [], []
     for g in generators:
         noise.append(torch.randn(latent_shape, generator=g))
         s = sigma_fn(g).clone()
@@ -64,7 +73,15 @@ def draw_flow_inputs(
         if cond[-1]:
             s[0] = 0.0
         sigma.append(s)
-    return FlowInputs(torch.stack(noise), torch.stack(sigma), torch.tensor(cond), torch.tensor(drop))
+        if cond_degrade_prob > 0:
+            degrade = bool(torch.rand((), generator=g) < cond_degrade_prob) and cond[-1]
+            u = float(torch.rand((), generator=g))
+            strength.append(u if degrade else 0.0)
+            cond_noise.append(torch.randn(latent_shape[1:], generator=g))
+    inputs = FlowInputs(torch.stack(noise), torch.stack(sigma), torch.tensor(cond), torch.tensor(drop))
+    if strength:
+        inputs.cond_strength, inputs.cond_noise = torch.tensor(strength), torch.stack(cond_noise)
+    return inputs
 
 
 def drop_captions(
@@ -86,16 +103,23 @@ def flow_matching_loss(
     null_text: torch.Tensor,
     null_mask: torch.Tensor,
     frame_mask: torch.Tensor | None = None,
+    cond_noise_frac: float = 0.2,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The masked MSE of `velocity_fn(x_σ, σ, text, text_mask)` against ε − x₀, and a few logs.
 
-    x0 [B, T, h, w, C] clean latents; frame_mask [B, T] optional (False = not in the loss). Returns a scalar float32
-    loss and a dict of Python floats.
+    x0 [B, T, h, w, C] clean latents; frame_mask [B, T] optional (False = not in the loss); cond_noise_frac: the
+    noise of a degraded frame 0 relative to its std. Returns a scalar float32 loss and a dict of Python floats.
     """
     dev = x0.device
     noise, sigma = inputs.noise.to(dev, x0.dtype), inputs.sigma.to(dev)
     text, text_mask = drop_captions(text, text_mask, null_text, null_mask, inputs.drop_text)
-    x_sigma = add_noise(x0, noise, sigma)
+    x_in = x0
+    if inputs.cond_strength is not None and bool((inputs.cond_strength > 0).any()):
+        # only the model's input changes: a degraded frame 0 has σ = 0, so it is never in the loss
+        x_in = x0.clone()
+        x_in[:, 0] = degrade_first_latent(x0[:, 0], inputs.cond_strength.to(dev), inputs.cond_noise.to(dev),
+                                          cond_noise_frac)
+    x_sigma = add_noise(x_in, noise, sigma)
     v = velocity_fn(x_sigma, sigma, text, text_mask)
     if v.shape != x0.shape:
         raise UserError(f"velocity has shape {list(v.shape)}, expected {list(x0.shape)}")
@@ -111,4 +135,6 @@ def flow_matching_loss(
         "image_cond": float(inputs.image_cond.float().mean()),
         "text_dropped": float(inputs.drop_text.float().mean()),
     }
+    if inputs.cond_strength is not None:
+        logs["cond_degraded"] = float((inputs.cond_strength > 0).float().mean())
     return loss, logs

@@ -177,12 +177,6 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> Checkpoint:
     )
 
 
-def load_weights(path: str | Path, *, ema: bool = False) -> dict[str, torch.Tensor]:
-    """Only the (EMA) weights of a checkpoint folder, verified; for initialising a later stage or sampling."""
-    ckpt = load_checkpoint(path)
-    return ckpt.ema if ema else ckpt.model
-
-
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Checkpoint folders under `run_dir/checkpoints`, oldest first (temporary folders are ignored)."""
     root = Path(run_dir) / "checkpoints"

@@ -82,6 +82,8 @@ class WorldModelObjective:
     shift: float = 9.95
     image_cond_prob: float = 0.9
     text_dropout: float = 0.1
+    cond_degrade_prob: float = 0.0
+    cond_noise_frac: float = 0.2
     temporal_stride: int = 4
     camera: bool = True
     causal: bool = False
@@ -132,11 +134,13 @@ class WorldModelObjective:
         inputs = draw_flow_inputs(
             (t, h, w, x0.shape[-1]), generators, self.sigma_fn(t),
             image_cond_prob=self.image_cond_prob, text_dropout=self.text_dropout,
+            cond_degrade_prob=self.cond_degrade_prob,
         )
 
         def velocity(x, sigma, txt, mask):
             return model(x, sigma, txt, mask, camera, causal=self.causal)
 
-        loss, logs = flow_matching_loss(velocity, x0, inputs, text, text_mask, null_text, null_mask)
+        loss, logs = flow_matching_loss(velocity, x0, inputs, text, text_mask, null_text, null_mask,
+                                        cond_noise_frac=self.cond_noise_frac)
         logs["tokens"] = float(b * t * h * w)
         return loss, logs

@@ -91,3 +91,26 @@ def test_cli_requires_init_for_later_stages(tmp_path, capsys):
 def test_config_json_is_the_run_config(run_dir):
     ckpt = list_checkpoints(run_dir)[-1]
     assert json.loads((ckpt / "config.json").read_text()) == {"preset": "tiny"}
+
+
+def test_init_reads_a_checkpoint_raw_or_ema_and_a_weights_folder(tmp_path):
+    """`--init` of every trainer: a checkpoint folder gives its raw or EMA weights as asked (it also holds a
+    config.json and a model.safetensors, so it must not be mistaken for a weights folder); a weights folder gives
+    its one set."""
+    from camworld.cli.train_common import read_init
+    from camworld.config import to_dict
+    from camworld.presets import get_preset
+    from camworld.train.checkpoint import Checkpoint, save_checkpoint
+    from camworld.weights_dirs import save_weights_dir
+
+    cfg = get_preset("tiny")
+    raw, ema = {"w": torch.zeros(3)}, {"w": torch.ones(3)}
+    ckpt = save_checkpoint(tmp_path / "ckpt", Checkpoint(step=5, config=to_dict(cfg), model=raw, ema=ema))
+    for use_ema, want in ((False, raw), (True, ema)):
+        got_cfg, state = read_init(str(ckpt), use_ema)
+        assert torch.equal(state["w"], want["w"]) and got_cfg.model == cfg.model
+    save_weights_dir(torch.nn.Linear(2, 3), tmp_path / "weights", cfg)
+    got_cfg, state = read_init(str(tmp_path / "weights"), True)
+    assert set(state) == {"weight", "bias"} and got_cfg.model == cfg.model
+    with pytest.raises(UserError, match="does not exist"):
+        read_init(str(tmp_path / "missing"), False)
