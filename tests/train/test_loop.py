@@ -101,3 +101,11 @@ def test_batch_plan_splits_the_global_batch_over_ranks():
     assert sorted(epoch0) == list(range(10))
     with pytest.raises(UserError):
         BatchPlan(10, 3, 0, DistInfo(rank=0, world_size=2), 0, 1)
+
+
+@pytest.mark.parametrize("native, bf16, noted", [(False, True, True), (True, True, False), (False, False, False)])
+def test_bf16_on_a_cpu_without_bf16_instructions_prints_a_note(tmp_path, monkeypatch, capsys, native, bf16, noted):
+    monkeypatch.setattr("camworld.train.loop.cpu_bf16_is_native", lambda: native)
+    cfg = fast_config(steps=1, checkpoint_every=1, bf16=bf16)
+    train(_model(), flow_loss_fn(), latent_dataset(4), cfg, tmp_path, progress=False)
+    assert ("--set train.bf16=false" in capsys.readouterr().err) == noted
