@@ -120,7 +120,8 @@ class TrainConfig:
     image_cond_prob: float = 0.9  # `ltx_image_condition_prob`: latent frame 0 clean and out of the loss
     text_dropout: float = 0.1  # `class_dropout_prob`: caption replaced by the empty prompt
     # Our addition: probability that a clean frame 0 is fed blurred and noised (camworld.flow.condition_degrade), as
-    # a segment hand-off feeds the model its own generated frame; the noise's std relative to the latent's
+    # a segment hand-off feeds the model its own generated frame; the noise's std relative to the latent's. A 60-step
+    # fine-tune with 0.5 did no better than one without (README, "An experiment against the hand-off blur")
     cond_degrade_prob: float = 0.0
     cond_noise_frac: float = 0.2
     hflip: float = 0.0  # probability of a mirrored sample (`ClipDataset`; our addition, not in SANA-WM)
