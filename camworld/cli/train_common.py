@@ -27,9 +27,11 @@ def read_init(path: str, ema: bool):
 
     folder = Path(path)
     if not (folder / STATE_FILE).is_file() and (folder / "model.safetensors").is_file():
-        return read_weights_dir(folder)
-    ckpt = load_checkpoint(folder)
-    return restore_tuples(from_dict(RunConfig, ckpt.config)), ckpt.ema if ema else ckpt.model
+        cfg, state = read_weights_dir(folder)
+    else:
+        ckpt = load_checkpoint(folder)
+        cfg, state = from_dict(RunConfig, ckpt.config), ckpt.ema if ema else ckpt.model
+    return restore_tuples(cfg), state
 
 
 def restore_tuples(cfg):

@@ -43,7 +43,7 @@ def run_distill(args: argparse.Namespace, resume_from) -> int:
         cfg = restore_tuples(from_dict(RunConfig, resume_from.config))
     else:
         teacher_cfg, teacher_state = _teacher(args)
-        cfg = distill_run_config(restore_tuples(teacher_cfg), args.overrides)
+        cfg = distill_run_config(teacher_cfg, args.overrides)
     override_steps(cfg, args.steps)
     vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from camworld.cli.train_common import override_steps, report_last, restore_tuples, tokenizer_and_clips
+from camworld.cli.train_common import override_steps, read_init, report_last, restore_tuples, tokenizer_and_clips
 from camworld.errors import UserError
 
 
@@ -24,7 +24,6 @@ def run_refiner(args: argparse.Namespace, resume_from) -> int:
 
     from camworld.config import RunConfig, from_dict, to_dict
     from camworld.text.encoder import TextEncoder
-    from camworld.train.checkpoint import load_checkpoint
     from camworld.train.dist import init_distributed, shutdown
     from camworld.train.loop import train
     from camworld.train.refiner_train import RefinerObjective, build_refiner, is_refiner_state, refiner_run_config
@@ -37,9 +36,8 @@ def run_refiner(args: argparse.Namespace, resume_from) -> int:
     else:
         if args.init is None:
             raise UserError("the refiner starts from a stage-4 DiT: pass --init CKPT")
-        init = load_checkpoint(args.init)
-        cfg = refiner_run_config(restore_tuples(from_dict(RunConfig, init.config)), args.overrides)
-        base_state = init.ema if args.init_ema else init.model
+        init_cfg, base_state = read_init(args.init, args.init_ema)
+        cfg = refiner_run_config(init_cfg, args.overrides)
     override_steps(cfg, args.steps)
     vae, dataset = tokenizer_and_clips(cfg, args.tokenizer, args.data)
     info = init_distributed(args.device)
