@@ -89,6 +89,7 @@ def main(argv=None) -> int:
                                      student=args.student, sigmas=args.sigmas, interval_k=args.interval_k,
                                      segment_frames=args.segment_frames,
                                      segment_color_match=args.segment_color_match,
+                                     segment_refine_handoff=args.segment_refine_handoff,
                                      windows=args.windows, noise_seed=args.seed)
         result = run_following(model, settings)
         print(markdown_table(result))

@@ -322,6 +322,7 @@ class WorldModel:
         interval_k: float | None = None,
         segment_frames: int | None = None,
         segment_color_match: bool | None = None,
+        segment_refine_handoff: bool = False,
         stream: bool = False,
         offload_vae: bool = False,
         offload_refiner: bool = False,
@@ -354,7 +355,8 @@ class WorldModel:
           from the last frame of the one before (`camworld.pipeline_segments`, our addition; 0: one pass, as
           SANA-WM). None takes `sampling.ar_segment_frames` of the weights in ar mode, 0 otherwise.
           segment_color_match: match each handed-over frame's colours to the first frame's (None: the weights'
-          `sampling.segment_color_match`).
+          `sampling.segment_color_match`). segment_refine_handoff: hand each segment the refiner's last frame of the
+          one before while the output stays stage 1's (needs a refiner; no effect with the refiner on).
         - refiner: run the stage-2 refiner (the output then starts at pose 1, §5); None follows the weights
           (`refiner_by_default`: a refiner is present and its config says it is on by default).
         - stream (ar only): decode each chunk as soon as it is final, while later chunks are being generated; with
@@ -387,7 +389,8 @@ class WorldModel:
                 self, image, prompt, c2w, K, num_frames=frames, segment_frames=segment_frames, seed=seed,
                 color_match=(self.cfg.sampling.segment_color_match if segment_color_match is None
                              else segment_color_match),
-                on_frames=on_frames, on_chunk=on_chunk, progress=progress, steps=steps, cfg_scale=cfg_scale,
+                refine_handoff=segment_refine_handoff, on_frames=on_frames, on_chunk=on_chunk, progress=progress,
+                steps=steps, cfg_scale=cfg_scale,
                 flow_shift=flow_shift, refiner_seed=refiner_seed, mode=mode, refiner=refiner, student=student,
                 sigmas=sigmas, interval_k=interval_k, stream=stream, offload_vae=offload_vae,
                 offload_refiner=offload_refiner)

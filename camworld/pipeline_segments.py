@@ -13,6 +13,11 @@ a video's first segment does not depend on how long the video is. Segment k > 0 
 decoded frame (re-encoded as its latent 0, as any input image is), its poses relativised to that frame, its
 intrinsics already in model pixels, and noise seed `seed + k`.
 
+Refined hand-over (optional, off for the bundled weights): each segment is refined by the stage-2 refiner only
+to take its last frame, sharper than stage 1's, as the next segment's first; the video itself stays stage 1's, so
+its first segment is exactly the plain one. (With the refiner on, the output is refined and each segment hands over
+its refined last frame anyway.)
+
 Colour matching (optional, off for the bundled weights): before the hand-over, that frame's per-channel mean and
 standard deviation are set to those of the video's first frame. Each segment drifts a little (with the tiny weights,
 darker and flatter) and the chain compounds it. On tuning worlds, without matching two of three minute-long videos
@@ -67,18 +72,23 @@ def match_color_statistics(image: np.ndarray, reference: np.ndarray) -> np.ndarr
 
 
 def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w: np.ndarray, K: np.ndarray, *,
-                         num_frames: int, segment_frames: int, color_match: bool = False, seed: int = 42,
+                         num_frames: int, segment_frames: int, color_match: bool = False,
+                         refine_handoff: bool = False, seed: int = 42,
                          on_frames: Callable[[np.ndarray, int], None] | None = None,
                          on_chunk: Callable[[int, torch.Tensor], None] | None = None,
                          progress: bool = True, **kwargs: Any):
     """`model.generate` over `num_frames` poses as a chain of segments of at most `segment_frames` (c2w and K
     checked, num_frames snapped by `generate`); color_match: match each handed-over frame's colours to the first
-    frame's (module docstring); the other keyword arguments pass through to every segment. on_frames gets pose
-    indices of the whole video; on_chunk's index counts chunks over all segments.
+    frame's; refine_handoff: hand over the refiner's last frame of each segment while the output stays stage 1's
+    (module docstring; no effect when the output is refined anyway); the other keyword arguments pass through to
+    every segment. on_frames gets pose indices of the whole video; on_chunk's index counts chunks over all
+    segments.
 
     Returns one `GenerationResult` whose frames, poses (relative to pose 0 of the whole trajectory) and intrinsics
     (in model pixels) cover the whole video. Its latents are the segments' latents with each later segment's latent 0
     (its re-encoded first frame) left out; `segments` holds the per-segment results, `segment_bounds` their poses."""
+    if refine_handoff and not model.has_refiner:
+        raise UserError(f"segment_refine_handoff needs a refiner, and weights folder {model.path} has no refiner/")
     source_hw = model.image_hw if image is None else np.asarray(image).shape[:2]
     k_image = intrinsics_resize_crop(K[:num_frames], source_hw, model.image_hw)
     check_fov(k_image, model.image_hw)  # the whole trajectory, before anything is made
@@ -107,6 +117,9 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
                                 on_chunk=None if on_chunk is None else chunk_out,
                                 progress=progress and len(bounds) == 1, **kwargs)
         results.append(result)
+        if refine_handoff and not result.refined and k + 1 < len(bounds):
+            kept["last"] = model.refine(result, prompt, result.c2w, result.K, progress=False,
+                                        refiner_seed=kwargs.get("refiner_seed", 42)).frames[-1]
         anchor = match_color_statistics(kept["last"], results[0].first_frame) if color_match else kept["last"]
     first = results[0]
     timings, latents = _joined(results)

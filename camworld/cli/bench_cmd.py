@@ -57,7 +57,8 @@ def run(args) -> int:
                              cfg_scale=args.cfg_scale, flow_shift=args.flow_shift, mode=args.mode,
                              refiner=not args.no_refiner, student=args.student, sigmas=args.sigmas,
                              interval_k=args.interval_k, segment_frames=args.segment_frames,
-                             segment_color_match=args.segment_color_match)
+                             segment_color_match=args.segment_color_match,
+                             segment_refine_handoff=args.segment_refine_handoff)
     settings.check()
     start = time.perf_counter()
     model = WorldModel.from_pretrained(args.weights, device=args.device)

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             image, prompt, c2w, K, num_frames=num_frames, steps=args.step, cfg_scale=guidance,
             flow_shift=args.flow_shift, seed=args.seed, mode=args.mode, refiner=use_refiner,
             student=student, sigmas=args.sigmas, interval_k=args.interval_k, segment_frames=args.segment_frames,
-            segment_color_match=args.segment_color_match,
+            segment_color_match=args.segment_color_match, segment_refine_handoff=args.segment_refine_handoff,
             stream=args.stream, offload_vae=args.offload_vae, offload_refiner=args.offload_refiner, on_frames=write,
         )
         begin = time.perf_counter()
@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         "segments": [list(bounds) for bounds in result.segment_bounds],
         "segment_color_match": (model.cfg.sampling.segment_color_match if args.segment_color_match is None
                                 else args.segment_color_match) if result.segments else None,
+        "segment_refine_handoff": args.segment_refine_handoff if result.segments and not result.refined else None,
         "action_overlay": painter is not None, "offload_vae": args.offload_vae,
         "offload_refiner": args.offload_refiner, "offload_notes": result.notes,
         "checkpoint": str(model.path), "device": args.device,

@@ -1,6 +1,7 @@
 """The stage-1 sampler's schedule flags shared by `generate`, `bench` and the benchmarks: an explicit σ list
 (`--sigmas`, instead of `--step` steps at `--flow_shift`), the pyramid stagger (`--interval_k`, ar mode) and the
-segment length of long videos (`--segment_frames`)."""
+segment length of long videos and how one segment hands over to the next (`--segment_frames`,
+`--segment_color_match`, `--segment_refine_handoff`)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,6 @@ def add_schedule_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment_color_match", action="store_true", default=None,
                         help="match the colours of the frame each segment starts from to the first frame's "
                              "(default: the weights' sampling.segment_color_match, off for the bundled ones)")
+    parser.add_argument("--segment_refine_handoff", action="store_true",
+                        help="start each segment from the refiner's last frame of the one before; the video "
+                             "itself stays stage 1's (needs weights with a refiner)")

@@ -74,6 +74,7 @@ class BenchSettings:
     interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
     segment_frames: int | None = None  # long videos in segments of this length; None: the weights' default
     segment_color_match: bool | None = None  # None: the weights' default
+    segment_refine_handoff: bool = False  # segments handed the refiner's last frame (the refiner then runs blind too)
     fov: float = DEFAULT_FOV
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
 
@@ -200,7 +201,7 @@ def _generate(model, scene: BenchScene, image: np.ndarray, settings: BenchSettin
                           refiner=settings.refiner, student=settings.student, sigmas=settings.sigmas,
                           interval_k=settings.interval_k, segment_frames=settings.segment_frames,
                           segment_color_match=settings.segment_color_match,
-                          progress=progress)
+                          segment_refine_handoff=settings.segment_refine_handoff, progress=progress)
 
 
 def _current_rss_bytes() -> int | None:
@@ -219,7 +220,7 @@ def run_scene(model, scene: BenchScene, settings: BenchSettings, *, progress: bo
     result = _generate(model, scene, image, settings, progress)
     model_s = time.perf_counter() - start
     start = time.perf_counter()
-    with camera_blind(model, settings.refiner, student="student" in result.notes):
+    with camera_blind(model, settings.refiner or settings.segment_refine_handoff, student="student" in result.notes):
         blind = _generate(model, scene, image, settings, progress)
     blind_s = time.perf_counter() - start
     offset = len(scene.c2w) - len(result.frames)  # 1 with the refiner: its output starts at pose 1

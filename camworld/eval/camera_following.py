@@ -90,6 +90,7 @@ class FollowingSettings:
     interval_k: float | None = None  # ar pyramid stagger; None: SANA-WM's 1/#chunks
     segment_frames: int | None = None  # long videos in segments of this length; None: the weights' default
     segment_color_match: bool | None = None  # None: the weights' default
+    segment_refine_handoff: bool = False  # segments handed the refiner's last frame (the refiner then runs blind too)
     windows: Sequence[tuple[int, int]] = ()  # scored pose ranges [first, last]; empty: `frame_windows`
     noise_seed: int = 42
     refiner_seed: int = 42
@@ -234,7 +235,8 @@ def _generate(model: WorldModel, image: np.ndarray, prompt: str, c2w: np.ndarray
                           refiner_seed=settings.refiner_seed, mode=settings.mode, refiner=settings.stage1_refiner,
                           student=settings.student, sigmas=settings.sigmas, interval_k=settings.interval_k,
                           segment_frames=settings.segment_frames,
-                          segment_color_match=settings.segment_color_match, progress=False)
+                          segment_color_match=settings.segment_color_match,
+                          segment_refine_handoff=settings.segment_refine_handoff, progress=False)
 
 
 @torch.no_grad()
@@ -251,7 +253,8 @@ def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str,
     world = World(seed)
     image, K = first_frame(world, model.image_hw, settings.fov)
     result = _generate(model, image, world.caption, c2w, K, settings)
-    with camera_blind(model, settings.stage1_refiner, student="student" in result.notes):
+    blind_refiner = settings.stage1_refiner or settings.segment_refine_handoff
+    with camera_blind(model, blind_refiner, student="student" in result.notes):
         blind = _generate(model, image, world.caption, c2w, K, settings)
     truth, _ = world.render(result.c2w, result.K, *model.image_hw)
     offset = len(c2w) - len(result.frames)  # 1 with the refiner (its output starts at pose 1)

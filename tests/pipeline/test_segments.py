@@ -120,6 +120,30 @@ def test_refiner_output_starts_at_pose_1_and_refine_goes_segment_by_segment(worl
     np.testing.assert_array_equal(refined.frames[:8], after.frames[:8])
 
 
+def test_refined_handoff_hands_on_the_refiners_last_frame_and_outputs_stage_1(world_model):
+    image, c2w, K = _inputs()
+    kwargs = {"steps": 1, "progress": False, "mode": "ar", "refiner": False, "seed": 5}
+    handed = world_model.generate(image, "", c2w, K, segment_frames=9, segment_refine_handoff=True, **kwargs)
+    plain = world_model.generate(image, "", c2w, K, segment_frames=9, **kwargs)
+    assert not handed.refined and handed.frames.shape[0] == 21
+    np.testing.assert_array_equal(handed.frames[:9], plain.frames[:9])  # the first segment is stage 1's own
+    assert not np.array_equal(handed.frames[9:], plain.frames[9:])
+    k_image = intrinsics_resize_crop(K, SOURCE_HW, world_model.image_hw)
+    last = handed.frames[8]
+    for k, (start, end) in enumerate(handed.segment_bounds):
+        segment = world_model.generate(image if k == 0 else last, "", relativize(c2w[start:end].astype(np.float64)),
+                                       (K if k == 0 else k_image)[start:end], segment_frames=0,
+                                       **{**kwargs, "seed": 5 + k})
+        np.testing.assert_array_equal(handed.frames[start + (k > 0) : end], segment.frames[(k > 0):])
+        last = world_model.refine(segment, "", segment.c2w, segment.K, progress=False).frames[-1]
+        assert not np.array_equal(last, segment.frames[-1])
+    # with the refiner on, the output is refined and hands its own last frame on: the option changes nothing
+    on = {**kwargs, "refiner": True}
+    np.testing.assert_array_equal(
+        world_model.generate(image, "", c2w, K, segment_frames=9, segment_refine_handoff=True, **on).frames,
+        world_model.generate(image, "", c2w, K, segment_frames=9, **on).frames)
+
+
 def test_a_bad_later_pose_stops_before_any_frame(world_model):
     image, c2w, K = _inputs()
     K = K.copy()
