@@ -41,11 +41,12 @@ class PerfectFollower:
         return self._refiner
 
     def generate(self, image, prompt, c2w, K, *, num_frames, steps, cfg_scale, flow_shift, seed, refiner_seed,
-                 mode, refiner, student, sigmas, interval_k, segment_frames, segment_color_match, progress):
+                 mode, refiner, student, sigmas, interval_k, segment_frames, segment_color_match,
+                 segment_refine_handoff, progress):
         blind = isinstance(self.dit, CameraBlind)
         self.calls.append({"blind": blind, "num_frames": num_frames, "refiner": refiner, "cfg_scale": cfg_scale,
                            "student": student, "sigmas": sigmas, "interval_k": interval_k,
-                           "segment_frames": segment_frames})
+                           "segment_frames": segment_frames, "segment_refine_handoff": segment_refine_handoff})
         poses = np.asarray(c2w[:num_frames], dtype=np.float64)
         if blind:
             frames = np.repeat(image[None], num_frames, axis=0)

@@ -107,3 +107,13 @@ def test_ar_uses_the_packaged_schedule_unless_one_is_named(perfect_follower_fact
         assert (result.settings["sigmas"], result.settings["interval_k"]) == expected
         assert result.settings["steps"] == (settings.steps or 8)
         assert ("σ [1.0, 0.9, 0.0], interval_k 1.0" in markdown_table(result)) == (expected == packaged)
+
+
+def test_refined_handoff_reaches_both_generations(perfect_follower_factory):
+    """--segment_refine_handoff is passed to the model's and the camera-removed generation alike (off by default)."""
+    for handoff in (False, True):
+        model = perfect_follower_factory([bench_world(0)])
+        settings = BenchSettings(splits=("simple",), num_frames=17, tracker=QUICK, mode="ar",
+                                 segment_refine_handoff=handoff)
+        run_bench(model, settings, progress=False)
+        assert [(c["blind"], c["segment_refine_handoff"]) for c in model.calls] == [(False, handoff), (True, handoff)]
