@@ -28,6 +28,7 @@ first frame, which a camera turning from sky to a dark wall breaks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -118,8 +119,12 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
                                 progress=progress and len(bounds) == 1, **kwargs)
         results.append(result)
         if refine_handoff and not result.refined and k + 1 < len(bounds):
+            clock = time.perf_counter()
             kept["last"] = model.refine(result, prompt, result.c2w, result.K, progress=False,
                                         refiner_seed=kwargs.get("refiner_seed", 42)).frames[-1]
+            seconds = time.perf_counter() - clock  # booked with the segment, so the video's total includes it
+            result.timings["handoff_refine"] = seconds
+            result.timings["total"] = result.timings.get("total", 0.0) + seconds
         anchor = match_color_statistics(kept["last"], results[0].first_frame) if color_match else kept["last"]
     first = results[0]
     timings, latents = _joined(results)

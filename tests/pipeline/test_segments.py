@@ -126,6 +126,7 @@ def test_refined_handoff_hands_on_the_refiners_last_frame_and_outputs_stage_1(wo
     handed = world_model.generate(image, "", c2w, K, segment_frames=9, segment_refine_handoff=True, **kwargs)
     plain = world_model.generate(image, "", c2w, K, segment_frames=9, **kwargs)
     assert not handed.refined and handed.frames.shape[0] == 21
+    assert handed.timings["handoff_refine"] > 0 and "handoff_refine" not in plain.timings
     np.testing.assert_array_equal(handed.frames[:9], plain.frames[:9])  # the first segment is stage 1's own
     assert not np.array_equal(handed.frames[9:], plain.frames[9:])
     k_image = intrinsics_resize_crop(K, SOURCE_HW, world_model.image_hw)
