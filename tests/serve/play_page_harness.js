@@ -58,6 +58,8 @@ async function until(test, what) {
 (async () => {
   elements.start.fire("submit", {preventDefault() {}});
   await until(() => elements.status.textContent === "hold a key", "the session");
+  // the page sets the status right after it asks for the first frame, which is drawn once the image has loaded
+  await until(() => draws.length >= 1, "the first frame");
   const afterStart = draws.length;
   windowHandlers.keydown({key: "W"});
   await until(() => elements.status.textContent.startsWith("keys"), "a step");
