@@ -18,9 +18,12 @@ tests/pipeline/test_play.py checks it frame for frame. The σ list always runs c
 whatever the weights package: a chunk cannot start before the keys for it are known. A step at the end of a segment
 is shorter (8 frames when 81-frame segments end on a 2-latent chunk).
 
-No refiner: `generate` refines after stage 1 has made every chunk, and the tiny refiner is off by default (it made
-the videos worse, README). The DiT state (GDN states, a sink + window KV cache) has a fixed size, so memory does not
-grow with the length; the cameras are prepared on the current segment's poses, or on all poses in one pass.
+No refined output: `generate` refines after stage 1 has made every chunk, and the tiny refiner is off by default (it
+made the videos worse, README). The refined hand-over (`segment_refine_handoff`) does run here: when a segment is
+finished and the next one starts, the finished one is refined to take its last frame, as `generate_in_segments`
+does, so that step takes one refiner pass longer. The DiT state (GDN states, a sink + window KV cache) has a fixed
+size, so memory does not grow with the length; the cameras are prepared on the current segment's poses, or on all
+poses in one pass.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from camworld.camera import (
 from camworld.camera.dsl import ACTION_KEYS
 from camworld.errors import UserError
 from camworld.ops.chunks import chunk_bounds
-from camworld.pipeline import WorldModel
+from camworld.pipeline import GenerationResult, WorldModel
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras
 from camworld.pipeline_segments import check_segment_frames, match_color_statistics
 from camworld.samplers.chunk_rollout import ChunkRollout
@@ -79,8 +82,8 @@ class PlayStep:
 
 @dataclass
 class _Segment:
-    """The running segment: its first pose, length in latent frames, noise generator, rollout and decoder, and how
-    many chunks it has made."""
+    """The running segment: its first pose, length in latent frames, noise generator, rollout and decoder, the
+    image it starts from, and how many chunks it has made."""
 
     start: int
     latents: int
@@ -88,8 +91,10 @@ class _Segment:
     rollout: ChunkRollout
     decoder: object
     first_latent: torch.Tensor
+    anchor: np.ndarray = field(repr=False)
     done: int = 0
     last_frame: np.ndarray | None = field(default=None, repr=False)
+    chunks: list[torch.Tensor] = field(default_factory=list, repr=False)  # its latents, kept for a refined hand-over
 
 
 class PlaySession:
@@ -98,16 +103,19 @@ class PlaySession:
     image: uint8 [H, W, 3] of any size (resized + centre-cropped to the model resolution). K [3, 3]: intrinsics in
     pixels of `image`, the same for every frame. seed: noise of segment k is seeded seed + k, as in `generate`.
     translation_speed / rotation_speed_deg: the DSL's per-frame speeds (None: v3's 0.025 m, 0.6°). steps /
-    flow_shift / cfg_scale / sigmas / student / segment_frames / segment_color_match: as in `WorldModel.generate`
-    with mode "ar" (None takes what the weights package: the ar σ list, no guidance, 81-frame segments for the
-    bundled tiny weights)."""
+    flow_shift / cfg_scale / sigmas / student / segment_frames / segment_color_match / segment_refine_handoff: as in
+    `WorldModel.generate` with mode "ar" (None takes what the weights package: the ar σ list, no guidance, 81-frame
+    segments for the bundled tiny weights)."""
 
     def __init__(self, model: WorldModel, image: np.ndarray, prompt: str, K: np.ndarray, *, seed: int = 42,
                  translation_speed: float | None = None, rotation_speed_deg: float | None = None,
                  steps: int | None = None, flow_shift: float | None = None, cfg_scale: float | None = None,
                  sigmas: Sequence[float] | None = None, student: bool | None = None,
-                 segment_frames: int | None = None, segment_color_match: bool | None = None):
+                 segment_frames: int | None = None, segment_color_match: bool | None = None,
+                 segment_refine_handoff: bool = False):
         self.model = model
+        if segment_refine_handoff and not model.has_refiner:
+            raise UserError(f"segment_refine_handoff needs a refiner, and weights folder {model.path} has no refiner/")
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise UserError(f"the first frame must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
@@ -125,6 +133,7 @@ class PlaySession:
         check_segment_frames(self.segment_frames, model.stride)
         self.color_match = (model.cfg.sampling.segment_color_match if segment_color_match is None
                             else bool(segment_color_match))
+        self.refine_handoff = bool(segment_refine_handoff)
         self.stage1, self.sigmas, self.cfg_scale, self.schedule = self._schedule(
             steps, flow_shift, cfg_scale, sigmas, student)
         text, text_mask = model.text_encoder().encode([prompt])
@@ -224,7 +233,7 @@ class PlaySession:
         [num_poses, 4, 4] (relative to pose 0 in float64, each segment sliced from them, as `generate_in_segments`
         does) -> (its new frames, the pose of the first)."""
         if fresh:
-            self._segment = self._start_segment()
+            self._segment = self._start_segment(relative)
         segment, model, stride = self._segment, self.model, self.model.stride
         end_pose = segment.start + stride * (e - 1) + 1  # the poses this chunk's cameras need
         cams = prepare_cameras(relative[segment.start:end_pose],
@@ -239,28 +248,44 @@ class PlaySession:
             noise[:, :1], held[0] = segment.first_latent, True
         chunk = segment.rollout.next(noise, cams.inputs.frames(s, e).to(model.device), held)
         frames = to_uint8(segment.decoder.step(chunk))[0].cpu().numpy()
+        if self.refine_handoff:
+            segment.chunks.append(chunk.cpu())
         segment.done += 1
         segment.last_frame = frames[-1]
         if s == 0 and segment.start > 0:
             frames = frames[1:]  # the handed-over frame, already given as the previous segment's last
         return frames, num_poses - len(frames)
 
-    def _start_segment(self) -> _Segment:
-        """A fresh rollout from pose 0 (the input image) or from the last frame of the segment before."""
+    def _start_segment(self, relative: np.ndarray) -> _Segment:
+        """A fresh rollout from pose 0 (the input image) or from the last frame of the segment before (refined
+        when `refine_handoff`; `relative` [N, 4, 4]: the poses so far, relative to pose 0)."""
         model, previous = self.model, self._segment
         if previous is None:
             start, anchor = 0, self.first_frame
         else:
             start = previous.start + self.segment_frames - 1
-            anchor = (match_color_statistics(previous.last_frame, self.first_frame) if self.color_match
-                      else previous.last_frame)
-        first_latent = model.encode_image(model.prepare_image(anchor))
+            anchor = self._refined_last_frame(previous, relative) if self.refine_handoff else previous.last_frame
+            if self.color_match:
+                anchor = match_color_statistics(anchor, self.first_frame)
+        anchor = model.prepare_image(anchor)
+        first_latent = model.encode_image(anchor)
         k = self.segments_started
         self.segments_started += 1
         return _Segment(start=start, latents=self._segment_latents(),
                         generator=torch.Generator().manual_seed(self.seed + k),
                         rollout=ChunkRollout(self.guided, self.text, self.text_mask, self.sigmas),
-                        decoder=model.vae().stream_decoder(), first_latent=first_latent)
+                        decoder=model.vae().stream_decoder(), first_latent=first_latent, anchor=anchor)
+
+    def _refined_last_frame(self, segment: _Segment, relative: np.ndarray) -> np.ndarray:
+        """The last frame of the finished `segment` refined by `WorldModel.refine` on its latents and poses, as
+        `generate_in_segments` refines it (the cameras prepared as `generate` prepares that segment's)."""
+        model, frames = self.model, self.segment_frames
+        K = np.repeat(self.K_image[None], frames, axis=0)
+        cams = prepare_cameras(relative[segment.start:segment.start + frames], K, model.image_hw, model.image_hw,
+                               model.grid_hw, model.stride, frames, model.plucker_bases(frames))
+        made = GenerationResult(frames=None, c2w=cams.c2w, K=cams.K, first_frame=segment.anchor,
+                                latents=torch.cat(segment.chunks, dim=1), num_frames=frames, refined=False)
+        return model.refine(made, self.prompt, cams.c2w, cams.K, progress=False).frames[-1]
 
 
 def _runs(keys: list[str]) -> str:

@@ -60,6 +60,9 @@ def add_parser(subparsers) -> None:
                         "sampling.ar_segment_frames; 0: one pass)")
     p.add_argument("--segment_color_match", action="store_true", default=None,
                    help="match each restart frame's colours to the first frame's")
+    p.add_argument("--segment_refine_handoff", action="store_true",
+                   help="restart from the refiner's last frame of the finished segment (its step takes a refiner "
+                        "pass longer; the frames shown stay stage 1's)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no_action_overlay", action="store_true")
     p.add_argument("--checkpoint", default=None, help="weights folder; default: bundled tiny")
@@ -152,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     session = PlaySession(model, image, prompt, K, seed=args.seed, translation_speed=args.translation_speed,
                           rotation_speed_deg=args.rotation_speed_deg, steps=args.step, flow_shift=args.flow_shift,
                           cfg_scale=args.cfg_scale, student=True if args.student else None,
-                          segment_frames=args.segment_frames, segment_color_match=args.segment_color_match)
+                          segment_frames=args.segment_frames, segment_color_match=args.segment_color_match,
+                          segment_refine_handoff=args.segment_refine_handoff)
 
     out_dir = Path(args.output_dir)
     live_path, video_path = out_dir / "video.streaming.mp4", out_dir / "video.mp4"
@@ -230,6 +234,7 @@ def _write_results(args, session, out_dir: Path, log: list[dict], world, prompt:
     remake += ["--image", args.image] if args.image is not None else ["--world-seed", str(args.world_seed)]
     remake += ["--intrinsics", args.intrinsics] if args.intrinsics is not None else ["--fov", repr(args.fov)]
     remake += [flag for flag, on in (("--segment_color_match", session.color_match),
+                                     ("--segment_refine_handoff", session.refine_handoff),
                                      ("--no_action_overlay", args.no_action_overlay)) if on]
     if args.checkpoint is not None:
         remake += ["--checkpoint", args.checkpoint]
@@ -239,7 +244,8 @@ def _write_results(args, session, out_dir: Path, log: list[dict], world, prompt:
         "action_string": session.action_string, "num_frames": session.num_poses, "steps": log,
         "schedule": session.schedule, "sigmas": session.sigmas, "cfg_scale": session.cfg_scale,
         "seed": args.seed, "segment_frames": session.segment_frames, "segments": session.segments_started,
-        "segment_color_match": session.color_match, "translation_speed": args.translation_speed,
+        "segment_color_match": session.color_match, "segment_refine_handoff": session.refine_handoff,
+        "translation_speed": args.translation_speed,
         "rotation_speed_deg": args.rotation_speed_deg, "fps": args.fps, "fov": args.fov,
         "intrinsics": args.intrinsics, "checkpoint": str(session.model.path), "device": args.device,
         "image_hw": list(session.model.image_hw), "source_hw": list(source_hw),

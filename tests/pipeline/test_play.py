@@ -1,6 +1,6 @@
 """Interactive play (`camworld.play.PlaySession`): a session is, frame for frame, `generate(mode="ar", stream=True)`
-on its action string, in one pass and in segments (with and without colour matching); step sizes follow the chunk
-plan; bad keys and intrinsics are one-line errors."""
+on its action string, in one pass and in segments (with and without colour matching, and with a refined
+hand-over); step sizes follow the chunk plan; bad keys and intrinsics are one-line errors."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ def _image():
     return np.random.default_rng(3).integers(0, 256, (*SOURCE_HW, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize(("segment_frames", "color_match"), [(0, False), (25, False), (25, True)])
-def test_session_equals_streamed_generate_of_its_action_string(world_model, segment_frames, color_match):
+@pytest.mark.parametrize(("segment_frames", "color_match", "refine_handoff"),
+                         [(0, False, False), (25, False, False), (25, True, False), (25, False, True)])
+def test_session_equals_streamed_generate_of_its_action_string(world_model, segment_frames, color_match,
+                                                               refine_handoff):
     K = _intrinsics(SOURCE_HW)
     session = PlaySession(world_model, _image(), "a road", K, seed=5, steps=2, segment_frames=segment_frames,
-                          segment_color_match=color_match)
+                          segment_color_match=color_match, segment_refine_handoff=refine_handoff)
     steps = [session.step(keys) for keys in KEYS]
     assert [len(s.frames) for s in steps] == [13, 12, 12, 12, 12]
     assert [s.first_pose for s in steps] == [0, 13, 25, 37, 49] and session.num_poses == 61
@@ -39,7 +41,8 @@ def test_session_equals_streamed_generate_of_its_action_string(world_model, segm
 
     made = world_model.generate(_image(), "a road", session.c2w, np.repeat(K[None], session.num_poses, axis=0),
                                 mode="ar", stream=True, steps=2, interval_k=1.0, seed=5, refiner=False, progress=False,
-                                segment_frames=segment_frames, segment_color_match=color_match)
+                                segment_frames=segment_frames, segment_color_match=color_match,
+                                segment_refine_handoff=refine_handoff)
     np.testing.assert_array_equal(played, made.frames)
     np.testing.assert_allclose(np.concatenate([s.c2w for s in steps]), made.c2w, atol=1e-6)
     np.testing.assert_allclose(np.concatenate([s.K for s in steps]), made.K, rtol=1e-6)

@@ -34,10 +34,12 @@ def test_parse_steps_repeats_and_names_the_bad_token():
         parse_steps("w*0")
 
 
-def test_scripted_session_and_its_generate_command_make_the_same_video(weights_dir, first_png, tmp_path, capsys):
+@pytest.mark.parametrize("handoff", [[], ["--segment_refine_handoff"]])
+def test_scripted_session_and_its_generate_command_make_the_same_video(weights_dir, first_png, tmp_path, capsys,
+                                                                       handoff):
     out = tmp_path / "play"
     rc = main(["play", "--checkpoint", str(weights_dir), "--image", str(first_png), "--actions", "w*2,dw",
-               "--step", "2", "--segment_frames", "25", "--prompt-text", "a field", "--output_dir", str(out)])
+               "--step", "2", "--segment_frames", "25", "--prompt-text", "a field", "--output_dir", str(out), *handoff])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["c2w.npy", "intrinsics.npy", "latest.png", "play.json",
                                                     "steps.png", "video.mp4"]
@@ -52,6 +54,7 @@ def test_scripted_session_and_its_generate_command_make_the_same_video(weights_d
 
     remake = shlex.split(info["same_frames_as"])
     assert remake[:2] == ["camworld", "generate"]
+    assert info["segment_refine_handoff"] == bool(handoff) and ("--segment_refine_handoff" in remake) == bool(handoff)
     assert main([*remake[1:], "--output_dir", str(tmp_path / "gen")]) == 0
     assert (tmp_path / "gen" / "video.mp4").read_bytes() == (out / "video.mp4").read_bytes()
 
