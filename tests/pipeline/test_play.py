@@ -9,6 +9,7 @@ import pytest
 
 from camworld.camera import action_string_to_c2w
 from camworld.errors import UserError
+from camworld.pipeline import WorldModel
 from camworld.play import PlaySession, step_keys
 
 SOURCE_HW = (48, 80)  # not the model's resolution, so the intrinsics go through the crop
@@ -58,7 +59,7 @@ def test_step_sizes_follow_the_chunk_plan(world_model):
     assert sizes == [12, 8, 12, 8] and session.num_poses == 41
 
 
-def test_bad_keys_and_intrinsics_are_one_line_errors(world_model):
+def test_bad_keys_and_intrinsics_are_one_line_errors(world_model, monkeypatch):
     assert step_keys(" WD ") == "dw" and step_keys("") == step_keys("none") == step_keys(".") == "none"
     with pytest.raises(UserError, match="unknown keys 'xz'"):
         step_keys("wxz")
@@ -71,6 +72,10 @@ def test_bad_keys_and_intrinsics_are_one_line_errors(world_model):
         PlaySession(world_model, _image(), "", K, segment_frames=10)
     with pytest.raises(UserError, match="uint8"):
         PlaySession(world_model, _image().astype(np.float32), "", K)
+    with monkeypatch.context() as patch:
+        patch.setattr(WorldModel, "has_refiner", property(lambda self: False))
+        with pytest.raises(UserError, match="needs a refiner"):
+            PlaySession(world_model, _image(), "", K, segment_refine_handoff=True)
     session = PlaySession(world_model, _image(), "", K, steps=1)
     with pytest.raises(UserError, match="unknown keys"):
         session.step("q")

@@ -145,6 +145,14 @@ def test_refined_handoff_hands_on_the_refiners_last_frame_and_outputs_stage_1(wo
         world_model.generate(image, "", c2w, K, segment_frames=9, **on).frames)
 
 
+def test_refined_handoff_without_a_refiner_is_a_one_line_error(world_model, monkeypatch):
+    image, c2w, K = _inputs()
+    monkeypatch.setattr(WorldModel, "has_refiner", property(lambda self: False))
+    with pytest.raises(UserError, match="needs a refiner"):
+        world_model.generate(image, "", c2w, K, steps=1, mode="ar", refiner=False, progress=False, segment_frames=9,
+                             segment_refine_handoff=True)
+
+
 def test_a_bad_later_pose_stops_before_any_frame(world_model):
     image, c2w, K = _inputs()
     K = K.copy()
