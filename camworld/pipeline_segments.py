@@ -48,6 +48,12 @@ def check_segment_frames(segment_frames: int, stride: int) -> None:
                         f"got {segment_frames}")
 
 
+def check_refine_handoff(model: Any) -> None:
+    """A refined hand-over needs weights with a refiner."""
+    if not model.has_refiner:
+        raise UserError(f"segment_refine_handoff needs a refiner, and weights folder {model.path} has no refiner/")
+
+
 def segment_bounds(num_frames: int, segment_frames: int) -> list[tuple[int, int]]:
     """Pose ranges [start, end) of the segments of a `num_frames` video, each at most `segment_frames` long and
     sharing its first pose with the previous segment's last. num_frames and segment_frames are stride·k + 1, so
@@ -88,8 +94,8 @@ def generate_in_segments(model: Any, image: np.ndarray | None, prompt: str, c2w:
     Returns one `GenerationResult` whose frames, poses (relative to pose 0 of the whole trajectory) and intrinsics
     (in model pixels) cover the whole video. Its latents are the segments' latents with each later segment's latent 0
     (its re-encoded first frame) left out; `segments` holds the per-segment results, `segment_bounds` their poses."""
-    if refine_handoff and not model.has_refiner:
-        raise UserError(f"segment_refine_handoff needs a refiner, and weights folder {model.path} has no refiner/")
+    if refine_handoff:
+        check_refine_handoff(model)
     source_hw = model.image_hw if image is None else np.asarray(image).shape[:2]
     k_image = intrinsics_resize_crop(K[:num_frames], source_hw, model.image_hw)
     check_fov(k_image, model.image_hw)  # the whole trajectory, before anything is made

@@ -48,7 +48,7 @@ from camworld.errors import UserError
 from camworld.ops.chunks import chunk_bounds
 from camworld.pipeline import GenerationResult, WorldModel
 from camworld.pipeline_inputs import check_trajectory, prepare_cameras
-from camworld.pipeline_segments import check_segment_frames, match_color_statistics
+from camworld.pipeline_segments import check_refine_handoff, check_segment_frames, match_color_statistics
 from camworld.samplers.chunk_rollout import ChunkRollout
 from camworld.samplers.guidance import ClassifierFreeGuidance
 from camworld.tokenizer.vae import to_uint8
@@ -114,8 +114,8 @@ class PlaySession:
                  segment_frames: int | None = None, segment_color_match: bool | None = None,
                  segment_refine_handoff: bool = False):
         self.model = model
-        if segment_refine_handoff and not model.has_refiner:
-            raise UserError(f"segment_refine_handoff needs a refiner, and weights folder {model.path} has no refiner/")
+        if segment_refine_handoff:
+            check_refine_handoff(model)
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise UserError(f"the first frame must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
