@@ -10,8 +10,8 @@ the depth-PnP chain's scale would have had), or the failure reason; then how man
         [--depth-net DIR] [--seed-block 100] [--clips-per-kind 2] [--clip 10010:walk ...]
 
 Clips: seeds 10000 + seed-block + 10·k + n for the k-th kind (walk, orbit, out_and_back) and n < clips-per-kind
-(the README's table uses blocks 0, 100, 300, 500, 700, 900 and 1100), or the --clip list (the acceptance test's:
-10010:walk 10011:orbit 10012:out_and_back).
+(docs/results/annotation.md's table uses blocks 0, 100, 300, 500, 700, 900 and 1100), or the --clip list (the
+acceptance test's: 10010:walk 10011:orbit 10012:out_and_back).
 """
 
 from __future__ import annotations

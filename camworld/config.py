@@ -121,7 +121,8 @@ class TrainConfig:
     text_dropout: float = 0.1  # `class_dropout_prob`: caption replaced by the empty prompt
     # Our addition: probability that a clean frame 0 is fed blurred and noised (camworld.flow.condition_degrade), as
     # a segment hand-off feeds the model its own generated frame; the noise's std relative to the latent's. A 60-step
-    # fine-tune with 0.5 did no better than one without (README, "An experiment against the hand-off blur")
+    # fine-tune with 0.5 did no better than one without (docs/results/generation.md, "An experiment against the
+    # hand-off blur")
     cond_degrade_prob: float = 0.0
     cond_noise_frac: float = 0.2
     hflip: float = 0.0  # probability of a mirrored sample (`ClipDataset`; our addition, not in SANA-WM)
@@ -173,11 +174,12 @@ class DistillConfig:
     lora_alpha: float = 32.0
     # the student's LoRA trains at this multiple of train.lr (the critic, a full copy, at train.lr): low-rank
     # adapters take a larger lr than full weights (the refiner LoRA trains at 1e-3); at 1x the student's weights
-    # moved by 0.9 % in 50 updates and its videos did not change (README)
+    # moved by 0.9 % in 50 updates and its videos did not change (docs/results/generation.md)
     student_lr_scale: float = 10.0
     # the student is updated on every `generator_every`-th step, the critic on every step (`dfake_gen_update_ratio`)
     generator_every: int = 5
-    # text guidance of the real score; LongSANA uses 3.0, the tiny teacher samples best unguided (README)
+    # text guidance of the real score; LongSANA uses 3.0, the tiny teacher samples best unguided
+    # (docs/results/generation.md)
     real_guidance: float = 1.0
     # DMD noise levels: u ~ U[low, high], shifted with train.shift (Self-Forcing's min / max step 0.02 / 0.98)
     sigma_low: float = 0.02
@@ -207,7 +209,7 @@ class SamplingConfig:
     ar_segment_frames: int = 0
     # Segments start from the previous segment's last frame with its colours matched to the first frame's
     # (`pipeline_segments.match_color_statistics`), against the drift a chain of segments compounds. Off: it kept
-    # brighter scenes on tuning worlds but scored lower on held-out ones (README).
+    # brighter scenes on tuning worlds but scored lower on held-out ones (docs/results/generation.md).
     segment_color_match: bool = False
 
 

@@ -4,8 +4,9 @@ pass, its GDN state carrying the memory).
 
 Why: the tiny DiT trained on 37- and 49-frame clips. Sampled over 961 frames in one pass, it keeps a scene for about
 20 s and then breaks into blobs of the world's colours; the first 5 s are its good regime. Chaining 81-frame segments
-keeps every segment in that regime (README, "Does it follow the camera?", for the measurement). What it costs: a
-segment knows only its first frame, so nothing from earlier segments is remembered when the camera comes back.
+keeps every segment in that regime (docs/results/generation.md, "Does it follow the camera?", for the measurement).
+What it costs: a segment knows only its first frame, so nothing from earlier segments is remembered when the camera
+comes back.
 
 Segment k covers poses [start_k, end_k) with end_k − start_k = stride·j + 1; consecutive segments share one pose (the
 handed-over frame, kept once). Segment 0 is exactly the one-pass video of its length (same image, poses, seed), so
@@ -22,8 +23,8 @@ Colour matching (optional, off for the bundled weights): before the hand-over, t
 standard deviation are set to those of the video's first frame. Each segment drifts a little (with the tiny weights,
 darker and flatter) and the chain compounds it. On tuning worlds, without matching two of three minute-long videos
 ended in a field of one colour (blue, orange), and with it they kept sky, ground and objects to the end; but on the
-held-out worlds it scored lower in the last 10 s (README). It assumes the world's overall colours stay those of the
-first frame, which a camera turning from sky to a dark wall breaks.
+held-out worlds it scored lower in the last 10 s (docs/results/generation.md). It assumes the world's overall colours
+stay those of the first frame, which a camera turning from sky to a dark wall breaks.
 """
 
 from __future__ import annotations

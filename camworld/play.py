@@ -19,11 +19,11 @@ whatever the weights package: a chunk cannot start before the keys for it are kn
 is shorter (8 frames when 81-frame segments end on a 2-latent chunk).
 
 No refined output: `generate` refines after stage 1 has made every chunk, and the tiny refiner is off by default (it
-made the videos worse, README). The refined hand-over (`segment_refine_handoff`) does run here: when a segment is
-finished and the next one starts, the finished one is refined to take its last frame, as `generate_in_segments`
-does, so that step takes one refiner pass longer. The DiT state (GDN states, a sink + window KV cache) has a fixed
-size, so memory does not grow with the length; the cameras are prepared on the current segment's poses, or on all
-poses in one pass.
+made the videos worse, docs/results/generation.md). The refined hand-over (`segment_refine_handoff`) does run here: when
+a segment is finished and the next one starts, the finished one is refined to take its last frame, as
+`generate_in_segments` does, so that step takes one refiner pass longer. The DiT state (GDN states, a sink + window KV
+cache) has a fixed size, so memory does not grow with the length; the cameras are prepared on the current segment's
+poses, or on all poses in one pass.
 """
 
 from __future__ import annotations

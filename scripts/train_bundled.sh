@@ -105,13 +105,13 @@ phase "package"
 python3 scripts/package_weights.py --vae "$run/vae" --dit "$(last "$dit_run")" --refiner "$(last "$run/refiner")" \
   --out "$weights" $pick --refiner-off --cfg-scale 1 --ar-sigmas 1,0.96,0.889,0.727,0 \
   --ar-interval-k 1 --ar-segment-frames 81
-# --refiner-off: the refiner lost its A/B (README), so it is bundled but off by default. --cfg-scale 1: unguided
-# sampling scored higher than SANA-WM's 5.0 on held-out worlds (README), at half the compute. --ar-sigmas /
+# --refiner-off: the refiner lost its A/B (docs/results/generation.md), so it is bundled but off by default. --cfg-scale 1: unguided
+# sampling scored higher than SANA-WM's 5.0 on held-out worlds (docs/results/generation.md), at half the compute. --ar-sigmas /
 # --ar-interval-k: `--mode ar` samples chunk by chunk with 4 Euler steps at SANA-WM's distilled σ list; over the
-# first 5 s of held-out worlds it scored above the 10-step pyramid and the repeated first frame (README).
+# first 5 s of held-out worlds it scored above the 10-step pyramid and the repeated first frame (docs/results/generation.md).
 # --ar-segment-frames 81: `--mode ar` videos longer than 81 frames are made as a chain of 81-frame segments, each
 # from the last frame of the one before; over the last 10 s of minute-long held-out videos it scored above one pass
-# (README; measured on the previous bundle, whose configs had these settings added by hand after packaging).
+# (docs/results/generation.md; measured on the previous bundle, whose configs had these settings added by hand after packaging).
 
 phase "student (optional; the 3 h budget ends above)"
 # 5. the 4-step student (sana_wm.md §6.5): self-forcing distillation of the packaged dit/ (the teacher) into a

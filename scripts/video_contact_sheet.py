@@ -1,6 +1,6 @@
 """Write a contact sheet of one or more videos: one row per video, evenly spaced frames, each labelled with its index.
 
-Used for the README's pictures of generated videos (e.g. docs/generate_demo_0.png: the SANA-WM demo photo run
+Used for the documentation's pictures of generated videos (e.g. docs/generate_demo_0.png: the SANA-WM demo photo run
 through the bundled tiny weights).
 
     python3 scripts/video_contact_sheet.py out/demo/video.mp4 [more.mp4 ...] --frames 8 --out sheet.png

@@ -13,10 +13,10 @@ pairs, weighted by each pixel's parallax (pixels per unit log s). Pixels whose f
 
 Why: the depth-PnP chain (vo_opencv.py) fixes the scale from the depth at SIFT keypoints, which sit on corners and
 edges where a small depth net is worst; this estimate averages the net's depth over every textured pixel. Measured
-with the shipped net on the annotator's trajectories of world clips (README): within 10 % on 14 of 17 clips,
-against the chain's 10, when chosen; then on 9 of 11 held-out clips, against 8. With exact depth maps the chain is
-the better of the two for COLMAP (it solves its own rotations, while this takes the engine's, and COLMAP's orbit
-rotations bias it by up to 11 %), so there measured depth keeps the chain (pipeline.py). The OpenCV engine's
+with the shipped net on the annotator's trajectories of world clips (docs/results/annotation.md): within 10 % on 14 of
+17 clips, against the chain's 10, when chosen; then on 9 of 11 held-out clips, against 8. With exact depth maps the
+chain is the better of the two for COLMAP (it solves its own rotations, while this takes the engine's, and COLMAP's
+orbit rotations bias it by up to 11 %), so there measured depth keeps the chain (pipeline.py). The OpenCV engine's
 trajectory, solved again from the flow (flow_translations.py), is scaled by this with either depth.
 """
 

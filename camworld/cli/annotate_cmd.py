@@ -72,14 +72,14 @@ def run_clip(args: argparse.Namespace) -> int:
     result = annotate_input(args.input, Path(args.out), options, shard_index=args.shard_index)
     print(result.summary())
     if args.depth_dir is None and args.gt_poses is None:
-        # The net's per-world bias passes every check (README, "Pose annotation": up to 32 % on world clips; on
+        # The net's per-world bias passes every check (docs/results/annotation.md: up to 32 % on world clips; on
         # KITTI -57 % before the chain-agreement check rejected it), so the user hears it on every depth-net run.
         print("note: the metric scale comes from camworld's small depth net trained on the procedural world; it is "
               "biased on some worlds and on real video; pass --depth-dir or --gt-poses for a scale you can trust",
               file=sys.stderr)
     if args.intrinsics is None:
-        # Measured on world clips (README): within 2.4 % on walks and orbits, but 22 % and 47 % off on two
-        # out-and-back clips that passed every filter, where the camera mostly moves along its axis.
+        # Measured on world clips (docs/results/annotation.md): within 2.4 % on walks and orbits, but 22 % and 47 %
+        # off on two out-and-back clips that passed every filter, where the camera mostly moves along its axis.
         print(f"note: the intrinsics were estimated by COLMAP (fx {result.annotation.K[0, 0]:.1f}); on clips that "
               "mostly move forward and back they were up to 47 % off on world clips; pass --intrinsics if you know "
               "them", file=sys.stderr)

@@ -268,7 +268,8 @@ def score_seed(model: WorldModel, seed: int, c2w: np.ndarray, windows: dict[str,
     }
     offsets = dict.fromkeys([*outputs, "truth"], offset)
     row = {"seed": seed, **{name: window_scores(frames, truth, windows, offset) for name, frames in outputs.items()}}
-    # wall-clock of the two stage-1 generations (`GenerationResult.timings["total"]`), for the README's timings
+    # wall-clock of the two stage-1 generations (`GenerationResult.timings["total"]`), for the timings in
+    # docs/results/generation.md
     row["seconds"] = {"model": round(result.timings["total"], 1), "no_camera": round(blind.timings["total"], 1)}
     if settings.refiner_ab:  # the stage-1 result covers every pose (offset 0); the refined one starts at pose 1
         refined = model.refine(result, world.caption, c2w, np.repeat(K[None], len(c2w), axis=0),
